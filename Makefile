@@ -1,0 +1,74 @@
+# The two commands: `make run` and `make test`. Both install what they need.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends
+
+help:
+	@echo "make run   - set up everything and start web + worker on http://$(HOST):$(PORT)/"
+	@echo "make test  - run the whole test suite (needs PostgreSQL and Redis on localhost)"
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV) || { $(APT) python3-venv && python3 -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.run-deps
+
+# Debian packages; installed only when missing.
+apt-updated:
+	@if [ ! -f /tmp/.clinic_ai_apt_updated ]; then $(SUDO) apt-get update -q && touch /tmp/.clinic_ai_apt_updated; fi
+
+redis: | apt-updated
+	@command -v redis-server >/dev/null || $(APT) redis-server
+	@if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+	  echo "Starting Redis on 127.0.0.1:6379"; \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+	    --dir /tmp --logfile /tmp/clinic_ai-redis.log; \
+	  for i in $$(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	fi
+
+chromium: | apt-updated
+	@test -x /usr/bin/chromium || $(APT) chromium
+
+# The demo runs with DEBUG off; a secret key is made once and kept in var/.
+var/secret_key:
+	mkdir -p var
+	$(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+	chmod 600 $@
+
+run: $(VENV)/.run-deps redis var/secret_key
+	export SECRET_KEY="$$(cat var/secret_key)" DEBUG="$${DEBUG:-false}"
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py demo_setup
+	mkdir -p var/log
+	$(VENV)/bin/celery -A clinic_ai worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
+	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h &
+	worker=$$!
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null || true' EXIT INT TERM
+	echo
+	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"
+	echo
+	$(PY) manage.py runserver --insecure --noreload $(HOST):$(PORT)
+
+lint: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff check .
+
+test: $(VENV)/.dev-deps redis chromium
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run --skip-checks >/dev/null || { echo "Missing migrations"; exit 1; }
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: help run test lint redis chromium apt-updated

@@ -1,0 +1,60 @@
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Submit
+from django import forms
+
+from clinic_ai.accounts.models import Project, Role, TaskType, User
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    task_type = forms.ChoiceField(choices=TaskType.choices)
+    class_names = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One class per line, in order (a binary project has two, negative first).",
+    )
+
+    def __init__(self, *args, instance: Project | None = None, **kwargs):
+        if instance is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": instance.name,
+                    "description": instance.description,
+                    "task_type": instance.task_type,
+                    "class_names": "\n".join(instance.class_names),
+                },
+            )
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", "Save"))
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        clash = Project.objects.filter(name__iexact=name)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("A project with this name exists.")
+        return name
+
+    def clean_class_names(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["class_names"].splitlines() if line.strip()]
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_class = "row row-cols-lg-auto g-2 align-items-end"
+        self.helper.add_input(Submit("submit", "Add or change"))
+
+    def clean_username(self) -> User:
+        try:
+            return User.objects.get(username=self.cleaned_data["username"].strip(), is_active=True)
+        except User.DoesNotExist:
+            raise forms.ValidationError("No active user with this username.") from None

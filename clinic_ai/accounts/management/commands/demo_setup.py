@@ -1,0 +1,45 @@
+"""Create the demo project and one demo user per role. Safe to run again: it changes nothing that exists."""
+
+import os
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from clinic_ai.accounts.models import Project, Role, TaskType, User
+from clinic_ai.accounts.services import membership_set, project_create
+
+DEMO_PROJECT = "Pneumonia (chest X-ray)"
+DEMO_USERS = (
+    ("demo-admin", Role.ADMIN, True),
+    ("demo-radiologist", Role.RADIOLOGIST, False),
+    ("demo-clinician", Role.CLINICIAN, False),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo project and demo users (password from DEMO_PASSWORD, default 'clinic-ai-demo')."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        password = os.environ.get("DEMO_PASSWORD") or "clinic-ai-demo"
+        project = Project.objects.filter(name=DEMO_PROJECT).first()
+        if project is None:
+            project = project_create(
+                actor=None,
+                name=DEMO_PROJECT,
+                description="Is there pneumonia on this chest X-ray? Demo project with the PneumoniaMNIST classes.",
+                task_type=TaskType.BINARY,
+                class_names=["normal", "pneumonia"],
+            )
+        for username, role, site_admin in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"is_staff": site_admin, "is_superuser": site_admin}
+            )
+            if created:
+                user.set_password(password)
+                user.save()
+            if not project.memberships.filter(user=user).exists():
+                membership_set(actor=None, project=project, user=user, role=role)
+        self.stdout.write(f"Demo project: {DEMO_PROJECT}")
+        for username, role, _ in DEMO_USERS:
+            self.stdout.write(f"  {role.label:<22} {username} / {password}")

@@ -1,0 +1,155 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from clinic_ai.core.models import UUIDModel
+
+
+class UploadBatch(UUIDModel):
+    """One browser upload: many files, one progress view."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="upload_batches")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # PNG/JPEG files go to this study when the uploader picked one; else to one new study per batch.
+    target_study = models.ForeignKey(
+        "studies.Study", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+
+class UploadStatus(models.TextChoices):
+    RECEIVING = "receiving", "Uploading"
+    RECEIVED = "received", "Waiting"
+    PROCESSING = "processing", "Checking"
+    UNPACKED = "unpacked", "Unpacked"
+    ACCEPTED = "accepted", "Accepted"
+    DUPLICATE = "duplicate", "Already uploaded"
+    REJECTED = "rejected", "Rejected"
+
+
+UPLOAD_DONE = (UploadStatus.UNPACKED, UploadStatus.ACCEPTED, UploadStatus.DUPLICATE, UploadStatus.REJECTED)
+
+
+class UploadedFile(UUIDModel):
+    """A file as received, before we know what it is. Seen only by its uploader and admins.
+
+    `client_name` is the browser's relative path, which may name a patient: it is shown on the
+    upload page and never copied to a released object, a file name, a log line or a task argument.
+    """
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="files")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="members")
+    client_name = models.CharField(max_length=1024)
+    declared_size = models.BigIntegerField()
+    received = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=UploadStatus.choices, default=UploadStatus.RECEIVING)
+    reason = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    image = models.ForeignKey("studies.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in UPLOAD_DONE
+
+
+class Study(UUIDModel):
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="studies")
+    study_instance_uid = models.CharField(max_length=64)
+    modality = models.CharField(max_length=64, blank=True, help_text="Modalities in the study, comma-separated")
+    study_date = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "study_instance_uid"], name="one_study_per_uid_and_project")
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        when = self.study_date.isoformat() if self.study_date else f"uploaded {self.created:%Y-%m-%d}"
+        return f"{self.modality or 'Images'} · {when} · {str(self.pk)[:8]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("studies:study_detail", kwargs={"study_id": self.pk})
+
+
+class Series(UUIDModel):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64)
+    modality = models.CharField(max_length=16, blank=True)
+    series_number = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["series_number", "created"]
+        verbose_name_plural = "series"
+        constraints = [
+            models.UniqueConstraint(fields=["study", "series_instance_uid"], name="one_series_per_uid_and_study")
+        ]
+
+
+class ImageKind(models.TextChoices):
+    DICOM = "dicom", "DICOM"
+    PNG = "png", "PNG"
+    JPEG = "jpeg", "JPEG"
+
+
+class ImageStatus(models.TextChoices):
+    QUARANTINED = "quarantined", "Quarantined"
+    RELEASED = "released", "Released"
+
+
+class PreviewStatus(models.TextChoices):
+    PENDING = "pending", "Rendering"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Image(UUIDModel):
+    """One image file (a DICOM instance, single or multi-frame, or a PNG/JPEG).
+
+    While quarantined only `quarantine_path` is set and only the uploader and admins can reach it;
+    at release the de-identified file is written to `released_path` and the original is purged.
+    """
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="images")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="images")
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="images")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=8, choices=ImageKind.choices)
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.QUARANTINED)
+    # Hash of the bytes as uploaded: recognises a file sent twice without keeping it twice.
+    sha256 = models.CharField(max_length=64)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    rows = models.IntegerField()
+    columns = models.IntegerField()
+    frames = models.IntegerField(default=1)
+    metadata = models.JSONField(default=dict, blank=True, help_text="Technical, non-identifying fields only")
+    quarantine_path = models.CharField(max_length=255, blank=True)
+    released_path = models.CharField(max_length=255, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    preview_path = models.CharField(max_length=255, blank=True)
+    preview_status = models.CharField(max_length=8, choices=PreviewStatus.choices, default=PreviewStatus.PENDING)
+    preview_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["series__series_number", "created"]
+        constraints = [models.UniqueConstraint(fields=["project", "sha256"], name="one_image_per_content_and_project")]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} image {str(self.pk)[:8]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("studies:image_detail", kwargs={"image_id": self.pk})

@@ -1,0 +1,100 @@
+"""Reads of studies and images, always for a given user."""
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from clinic_ai.accounts.models import Role, User
+from clinic_ai.accounts.selectors import projects_for_user, require_role, role_in_project
+from clinic_ai.studies.models import Image, ImageStatus, Study, UploadBatch
+
+
+def images_visible_to(user: User) -> QuerySet[Image]:
+    """Released images of the user's projects, plus quarantined ones they uploaded or administer."""
+    if not user.is_authenticated:
+        return Image.objects.none()
+    projects = projects_for_user(user)
+    if user.is_site_admin:
+        return Image.objects.filter(project__in=projects)
+    return Image.objects.filter(
+        Q(status=ImageStatus.RELEASED)
+        | Q(uploaded_by=user)
+        | Q(project__memberships__user=user, project__memberships__role=Role.ADMIN),
+        project__in=projects,
+    ).distinct()
+
+
+def can_see_quarantine(user: User, image: Image) -> bool:
+    return image.uploaded_by_id == user.pk or role_in_project(user, image.project) == Role.ADMIN
+
+
+def get_image_for_user(user: User, image_id) -> Image:
+    try:
+        image = Image.objects.select_related("project", "study", "series").get(pk=image_id)
+    except (Image.DoesNotExist, ValueError):
+        raise Http404("No such image") from None
+    require_role(user, image.project, None)
+    if image.status != ImageStatus.RELEASED and not can_see_quarantine(user, image):
+        raise Http404("No such image")
+    return image
+
+
+def get_study_for_user(user: User, study_id) -> Study:
+    try:
+        study = Study.objects.select_related("project").get(pk=study_id)
+    except (Study.DoesNotExist, ValueError):
+        raise Http404("No such study") from None
+    require_role(user, study.project, None)
+    return study
+
+
+def get_batch_for_user(user: User, batch_id) -> UploadBatch:
+    """Only the uploader follows an upload: file names may carry patient names."""
+    try:
+        batch = UploadBatch.objects.select_related("project").get(pk=batch_id)
+    except (UploadBatch.DoesNotExist, ValueError):
+        raise Http404("No such upload") from None
+    if batch.uploaded_by_id != user.pk:
+        raise Http404("No such upload")
+    require_role(user, batch.project, None)
+    return batch
+
+
+def worklist_studies(
+    user: User,
+    *,
+    project=None,
+    status: str = "",
+    modality: str = "",
+    date_from=None,
+    date_to=None,
+) -> QuerySet[Study]:
+    visible = images_visible_to(user)
+    studies = Study.objects.filter(project__in=projects_for_user(user), images__in=visible)
+    if project is not None:
+        studies = studies.filter(project=project)
+    if status:
+        studies = studies.filter(images__in=visible.filter(status=status))
+    if modality:
+        studies = studies.filter(modality__icontains=modality)
+    if date_from:
+        studies = studies.filter(Q(study_date__gte=date_from) | Q(study_date=None, created__date__gte=date_from))
+    if date_to:
+        studies = studies.filter(Q(study_date__lte=date_to) | Q(study_date=None, created__date__lte=date_to))
+    return (
+        Study.objects.filter(pk__in=studies.values("pk"))
+        .select_related("project")
+        .annotate(
+            image_count=Count("images", filter=Q(images__in=visible), distinct=True),
+            released_count=Count("images", filter=Q(images__status=ImageStatus.RELEASED), distinct=True),
+        )
+        .order_by("-created")
+    )
+
+
+def study_images_for_user(user: User, study: Study) -> QuerySet[Image]:
+    return (
+        images_visible_to(user)
+        .filter(study=study)
+        .select_related("series")
+        .order_by("series__series_number", "created")
+    )

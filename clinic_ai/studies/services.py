@@ -1,0 +1,434 @@
+"""Writes for uploads, studies and images.
+
+The pipeline is a status per row with one task per step. Each step locks its
+row, returns at once when the row is not in the status it starts from, and
+queues the next step on commit, so a retried or duplicated task does nothing.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clinic_ai.accounts.models import Project, User
+from clinic_ai.core.services import audit_record
+from clinic_ai.studies import imaging, storage
+from clinic_ai.studies.models import (
+    Image,
+    ImageKind,
+    ImageStatus,
+    PreviewStatus,
+    Series,
+    Study,
+    UploadBatch,
+    UploadedFile,
+    UploadStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class UploadRefused(Exception):
+    """The server will not take this file or chunk; `reason` is for the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OffsetMismatch(Exception):
+    """The client sent a chunk for the wrong offset; it resumes from `received`."""
+
+    def __init__(self, received: int):
+        super().__init__(f"expected offset {received}")
+        self.received = received
+
+
+def _human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError
+
+
+# --- Receiving ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def upload_batch_create(*, user: User, project: Project, target_study: Study | None = None) -> UploadBatch:
+    batch = UploadBatch.objects.create(project=project, uploaded_by=user, target_study=target_study)
+    audit_record(action="upload.start", actor=user, project=project, obj=batch)
+    return batch
+
+
+@transaction.atomic
+def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> UploadedFile:
+    batch = UploadBatch.objects.select_for_update().get(pk=batch.pk)
+    if batch.finished_at is not None:
+        raise UploadRefused("This upload is finished; start a new one.")
+    if size < 0:
+        raise UploadRefused("The file size is invalid.")
+    if size > settings.UPLOAD_MAX_FILE_SIZE:
+        raise UploadRefused(
+            f"The file is {_human_size(size)}, over the limit of {_human_size(settings.UPLOAD_MAX_FILE_SIZE)} per file."
+        )
+    declared = batch.files.filter(parent=None)
+    if declared.count() >= settings.UPLOAD_MAX_BATCH_FILES:
+        raise UploadRefused(f"One upload takes at most {settings.UPLOAD_MAX_BATCH_FILES} files.")
+    total = sum(declared.values_list("declared_size", flat=True)) + size
+    if total > settings.UPLOAD_MAX_BATCH_SIZE:
+        raise UploadRefused(f"This upload would exceed {_human_size(settings.UPLOAD_MAX_BATCH_SIZE)} in all.")
+    upload = UploadedFile.objects.create(batch=batch, client_name=name[:1024], declared_size=size)
+    storage.ensure_parent(storage.quarantine_path(storage.upload_relative_path(upload.pk))).touch()
+    return upload
+
+
+def upload_chunk_append(*, upload: UploadedFile, offset: int, data: bytes) -> tuple[int, bool]:
+    """Write one chunk at `offset`; returns (bytes received, complete).
+
+    A chunk resent after its answer was lost is accepted without writing twice.
+    """
+    with transaction.atomic():
+        upload = UploadedFile.objects.select_for_update().get(pk=upload.pk)
+        if upload.status != UploadStatus.RECEIVING:
+            if offset + len(data) == upload.received == upload.declared_size:
+                return upload.received, True
+            raise OffsetMismatch(upload.received)
+        if offset != upload.received:
+            raise OffsetMismatch(upload.received)
+        if offset + len(data) > upload.declared_size:
+            raise UploadRefused("The file is larger than its declared size.")
+        path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
+        with open(path, "r+b") as out:
+            # Bytes beyond `received` come from a write whose transaction did not commit.
+            out.seek(offset)
+            out.write(data)
+            out.truncate()
+        upload.received = offset + len(data)
+        complete = upload.received == upload.declared_size
+        if complete:
+            upload.status = UploadStatus.RECEIVED
+            _queue_processing(upload.pk)
+        upload.save(update_fields=["received", "status", "modified"])
+        return upload.received, complete
+
+
+@transaction.atomic
+def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
+    batch = UploadBatch.objects.select_for_update().get(pk=batch.pk)
+    if batch.finished_at is None:
+        batch.finished_at = timezone.now()
+        batch.save(update_fields=["finished_at", "modified"])
+        counts = {s: batch.files.filter(status=s).count() for s in UploadStatus.values}
+        audit_record(
+            action="upload.finish", actor=batch.uploaded_by, project=batch.project, obj=batch, data={"files": counts}
+        )
+    return batch
+
+
+def _queue_processing(upload_id) -> None:
+    from clinic_ai.studies.tasks import process_uploaded_file
+
+    transaction.on_commit(lambda: process_uploaded_file.delay(str(upload_id)))
+
+
+# --- Checking what arrived -------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Identity:
+    kind: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    modality: str
+    study_date: object
+    series_number: int | None
+    rows: int
+    columns: int
+    frames: int
+    metadata: dict
+
+
+def _identify(path: Path, kind: str) -> _Identity:
+    if kind == ImageKind.DICOM:
+        info = imaging.inspect_dicom(path, max_pixels=settings.IMAGE_MAX_PIXELS)
+        return _Identity(
+            kind=kind,
+            study_uid=info.study_instance_uid,
+            series_uid=info.series_instance_uid,
+            sop_uid=info.sop_instance_uid,
+            modality=info.modality,
+            study_date=info.study_date,
+            series_number=info.series_number,
+            rows=info.rows,
+            columns=info.columns,
+            frames=info.frames,
+            metadata=dict(info.display_metadata),
+        )
+    info = imaging.inspect_raster(path, max_pixels=settings.IMAGE_MAX_PIXELS)
+    return _Identity(
+        kind=info.format,
+        study_uid="",
+        series_uid="",
+        sop_uid="",
+        modality="",
+        study_date=None,
+        series_number=None,
+        rows=info.height,
+        columns=info.width,
+        frames=1,
+        metadata={"Format": info.format.upper(), "Width": str(info.width), "Height": str(info.height)},
+    )
+
+
+def _reject(upload: UploadedFile, reason: str) -> None:
+    upload.status = UploadStatus.REJECTED
+    upload.reason = reason
+    upload.save(update_fields=["status", "reason", "modified"])
+    path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
+    transaction.on_commit(lambda: storage.purge(path))
+    audit_record(
+        action="upload.reject",
+        actor=upload.batch.uploaded_by,
+        project=upload.batch.project,
+        obj=upload,
+        data={"reason": reason},
+    )
+
+
+def uploaded_file_process(*, upload_id) -> None:
+    """Validate one received file by its content and file it as an image, a duplicate, or a rejection."""
+    with transaction.atomic():
+        upload = (
+            UploadedFile.objects.select_for_update(of=("self",))
+            .select_related("batch", "batch__project", "batch__uploaded_by")
+            .filter(pk=upload_id)
+            .first()
+        )
+        # PROCESSING is accepted too: that is a worker that died mid-step and whose task came back.
+        if upload is None or upload.status not in (UploadStatus.RECEIVED, UploadStatus.PROCESSING):
+            return
+        upload.status = UploadStatus.PROCESSING
+        path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
+        try:
+            kind = imaging.detect_kind(path)
+            if kind == "zip":
+                _unpack(upload, path)
+                return
+            identity = _identify(path, kind)
+        except imaging.RejectedFile as exc:
+            _reject(upload, exc.reason)
+            return
+        upload.sha256 = _sha256(path)
+        _file_image(upload, identity)
+
+
+def _unpack(upload: UploadedFile, path: Path) -> None:
+    if upload.parent_id is not None:
+        raise imaging.RejectedFile("Zip files inside zip files are not accepted.")
+    workdir = storage.quarantine_path(f"unpack/{upload.pk}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = imaging.safe_extract_zip(
+        path,
+        workdir,
+        max_members=settings.ZIP_MAX_MEMBERS,
+        max_total_size=settings.ZIP_MAX_TOTAL_SIZE,
+        max_ratio=settings.ZIP_MAX_RATIO,
+        max_file_size=settings.UPLOAD_MAX_FILE_SIZE,
+    )
+    accepted = 0
+    for member in results:
+        name = f"{upload.client_name}/{member.name}"[:1024]
+        if isinstance(member, imaging.RejectedMember):
+            UploadedFile.objects.create(
+                batch=upload.batch,
+                parent=upload,
+                client_name=name,
+                declared_size=0,
+                status=UploadStatus.REJECTED,
+                reason=member.reason,
+            )
+            continue
+        size = member.path.stat().st_size
+        child = UploadedFile.objects.create(
+            batch=upload.batch,
+            parent=upload,
+            client_name=name,
+            declared_size=size,
+            received=size,
+            status=UploadStatus.RECEIVED,
+        )
+        member.path.replace(storage.quarantine_path(storage.upload_relative_path(child.pk)))
+        _queue_processing(child.pk)
+        accepted += 1
+    upload.status = UploadStatus.UNPACKED
+    upload.reason = f"{accepted} of {len(results)} files taken from the archive."
+    upload.save(update_fields=["status", "reason", "modified"])
+    transaction.on_commit(lambda: (storage.purge(path), _remove_tree(workdir)))
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _study_for(upload: UploadedFile, identity: _Identity) -> tuple[Study, Series]:
+    batch = upload.batch
+    if identity.kind == ImageKind.DICOM:
+        study_uid, series_uid = identity.study_uid, identity.series_uid
+    elif batch.target_study_id is not None:
+        study_uid = batch.target_study.study_instance_uid
+        series_uid = f"2.25.{batch.pk.int}"
+    else:
+        # One study per upload for photos and screenshots: derived from the batch id, so two
+        # workers filing two PNGs of one batch at once land in the same study.
+        study_uid = series_uid = f"2.25.{batch.pk.int}"
+    study, _ = Study.objects.get_or_create(
+        project=batch.project,
+        study_instance_uid=study_uid,
+        defaults={"study_date": identity.study_date, "created_by": batch.uploaded_by},
+    )
+    series, _ = Series.objects.get_or_create(
+        study=study,
+        series_instance_uid=series_uid,
+        defaults={"modality": identity.modality, "series_number": identity.series_number},
+    )
+    modality = identity.modality or identity.kind.upper()
+    modalities = [m for m in study.modality.split(",") if m]
+    if modality not in modalities:
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        modalities = [m for m in study.modality.split(",") if m]
+        if modality not in modalities:
+            study.modality = ",".join(sorted([*modalities, modality]))
+            study.save(update_fields=["modality", "modified"])
+    return study, series
+
+
+def _file_image(upload: UploadedFile, identity: _Identity) -> None:
+    batch = upload.batch
+    existing = Image.objects.filter(project=batch.project, sha256=upload.sha256).first()
+    if existing is None:
+        study, series = _study_for(upload, identity)
+        try:
+            with transaction.atomic():
+                image = Image.objects.create(
+                    project=batch.project,
+                    study=study,
+                    series=series,
+                    uploaded_by=batch.uploaded_by,
+                    kind=identity.kind,
+                    sha256=upload.sha256,
+                    sop_instance_uid=identity.sop_uid,
+                    modality=identity.modality,
+                    rows=identity.rows,
+                    columns=identity.columns,
+                    frames=identity.frames,
+                    metadata=identity.metadata,
+                    # The original stays where it was received, inside the quarantine root.
+                    quarantine_path=storage.upload_relative_path(upload.pk),
+                )
+        except IntegrityError:
+            # The same bytes were filed by another worker a moment ago.
+            existing = Image.objects.get(project=batch.project, sha256=upload.sha256)
+    if existing is not None:
+        upload.status = UploadStatus.DUPLICATE
+        upload.image = existing
+        upload.reason = "This file was uploaded to this project before."
+        upload.save(update_fields=["status", "image", "reason", "sha256", "modified"])
+        path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
+        transaction.on_commit(lambda: storage.purge(path))
+        return
+    upload.status = UploadStatus.ACCEPTED
+    upload.image = image
+    upload.save(update_fields=["status", "image", "sha256", "modified"])
+    audit_record(
+        action="image.quarantine",
+        actor=batch.uploaded_by,
+        project=batch.project,
+        obj=image,
+        data={"upload_id": str(upload.pk), "kind": image.kind, "frames": image.frames},
+    )
+    from clinic_ai.studies.tasks import release_image
+
+    transaction.on_commit(lambda: release_image.delay(str(image.pk)))
+
+
+# --- Release and previews -------------------------------------------------------------------
+
+
+def image_release(*, image_id) -> None:
+    """Quarantine -> released.
+
+    De-identification here is a PASS-THROUGH: the original bytes are copied unchanged. The
+    PII-masking issue replaces this step; until then nothing released is de-identified.
+    """
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id, status=ImageStatus.QUARANTINED).first()
+        if image is None:
+            return
+        original = storage.quarantine_path(image.quarantine_path)
+        released_relative = storage.released_relative_path(image)
+        storage.atomic_copy(original, storage.media_path(released_relative))
+        image.status = ImageStatus.RELEASED
+        image.released_path = released_relative
+        image.released_at = timezone.now()
+        image.quarantine_path = ""
+        image.save(update_fields=["status", "released_path", "released_at", "quarantine_path", "modified"])
+        audit_record(
+            action="image.release", project=image.project, obj=image, data={"deidentification": "pass-through"}
+        )
+        audit_record(action="quarantine.purge", project=image.project, obj=image)
+        from clinic_ai.studies.tasks import render_image_preview
+
+        transaction.on_commit(lambda: (storage.purge(original), render_image_preview.delay(str(image.pk))))
+
+
+def image_preview_render(*, image_id) -> None:
+    image = Image.objects.filter(pk=image_id, status=ImageStatus.RELEASED).first()
+    if image is None or image.preview_status == PreviewStatus.READY:
+        return
+    source = storage.media_path(image.released_path)
+    relative = storage.preview_relative_path(image)
+    try:
+        picture = imaging.render_preview(source, image.kind, max_size=settings.PREVIEW_MAX_SIZE)
+    except imaging.RejectedFile as exc:
+        Image.objects.filter(pk=image.pk).update(preview_status=PreviewStatus.FAILED, preview_error=exc.reason)
+        return
+    storage.atomic_save_image(picture, storage.media_path(relative))
+    Image.objects.filter(pk=image.pk).update(
+        preview_status=PreviewStatus.READY, preview_path=relative, preview_error=""
+    )
+
+
+def image_frame_preview_path(*, image: Image, frame: int) -> Path:
+    """A preview of one frame of a released multi-frame image, rendered on first request."""
+    if frame == 0 and image.preview_status == PreviewStatus.READY:
+        return storage.media_path(image.preview_path)
+    path = storage.media_path(storage.preview_relative_path(image, frame))
+    if not path.exists():
+        picture = imaging.render_preview(
+            storage.media_path(image.released_path), image.kind, max_size=settings.PREVIEW_MAX_SIZE, frame=frame
+        )
+        storage.atomic_save_image(picture, path)
+    return path
+
+
+def image_original_open(*, user: User, image: Image):
+    """Open a quarantined original for its uploader or an admin; every read is audited."""
+    audit_record(action="quarantine.view", actor=user, project=image.project, obj=image)
+    return open(storage.quarantine_path(image.quarantine_path), "rb")

@@ -1,0 +1,241 @@
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user
+from clinic_ai.studies import imaging, services
+from clinic_ai.studies.forms import WorklistFilterForm
+from clinic_ai.studies.models import ImageStatus, PreviewStatus, UploadedFile, UploadStatus
+from clinic_ai.studies.selectors import (
+    can_see_quarantine,
+    get_batch_for_user,
+    get_image_for_user,
+    get_study_for_user,
+    study_images_for_user,
+    worklist_studies,
+)
+
+PAGE_SIZE = 25
+
+
+@login_required
+def worklist(request):
+    projects = projects_for_user(request.user)
+    form = WorklistFilterForm(request.GET or None, projects=projects)
+    filters = form.cleaned_data if form.is_valid() else {}
+    studies = worklist_studies(request.user, **{k: v for k, v in filters.items() if v})
+    page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "studies/worklist.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+@login_required
+def study_detail(request, study_id):
+    study = get_study_for_user(request.user, study_id)
+    images = study_images_for_user(request.user, study)
+    return render(request, "studies/study_detail.html", {"study": study, "images": images})
+
+
+@login_required
+def image_detail(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    frame = _frame_param(request, image)
+    return render(
+        request,
+        "studies/image_detail.html",
+        {
+            "image": image,
+            "frame": frame,
+            "frames": range(image.frames),
+            "can_see_original": image.status == ImageStatus.QUARANTINED and can_see_quarantine(request.user, image),
+        },
+    )
+
+
+def _frame_param(request, image) -> int:
+    try:
+        frame = int(request.GET.get("frame", 0))
+    except ValueError:
+        raise Http404("No such frame") from None
+    if not 0 <= frame < image.frames:
+        raise Http404("No such frame")
+    return frame
+
+
+@login_required
+@require_GET
+def image_preview(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    frame = _frame_param(request, image)
+    if image.status != ImageStatus.RELEASED or image.preview_status != PreviewStatus.READY:
+        raise Http404("No preview yet")
+    try:
+        path = services.image_frame_preview_path(image=image, frame=frame)
+    except imaging.RejectedFile:
+        raise Http404("This frame cannot be shown") from None
+    response = FileResponse(open(path, "rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def image_original(request, image_id):
+    image = get_image_for_user(request.user, image_id)
+    if image.status != ImageStatus.QUARANTINED or not can_see_quarantine(request.user, image):
+        raise Http404("No original")
+    suffix = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}[image.kind]
+    response = FileResponse(
+        services.image_original_open(user=request.user, image=image),
+        as_attachment=True,
+        filename=f"original-{image.pk}.{suffix}",
+        content_type="application/octet-stream",
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Upload ---------------------------------------------------------------------------------
+
+
+@login_required
+def upload_create(request, project_id):
+    project = get_project_for_user(request.user, project_id, roles=UPLOAD_ROLES)
+    config = {
+        "create_url": reverse("studies:upload_batch_create", kwargs={"project_id": project.pk}),
+        "chunk_size": settings.UPLOAD_CHUNK_SIZE,
+        "max_file_size": settings.UPLOAD_MAX_FILE_SIZE,
+        "max_files": settings.UPLOAD_MAX_BATCH_FILES,
+    }
+    studies = project.studies.order_by("-created")[:200]
+    return render(
+        request, "studies/upload_create.html", {"project": project, "studies": studies, "uploader_config": config}
+    )
+
+
+def _json_body(request) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _batch_urls(batch) -> dict:
+    kwargs = {"batch_id": batch.pk}
+    return {
+        "id": str(batch.pk),
+        "files_url": reverse("studies:upload_file_create", kwargs=kwargs),
+        "status_url": reverse("studies:upload_batch_status", kwargs=kwargs),
+        "finish_url": reverse("studies:upload_batch_finish", kwargs=kwargs),
+    }
+
+
+@login_required
+@require_POST
+def upload_batch_create(request, project_id):
+    project = get_project_for_user(request.user, project_id, roles=UPLOAD_ROLES)
+    study_id = _json_body(request).get("study") or None
+    target = None
+    if study_id:
+        target = get_study_for_user(request.user, study_id)
+        if target.project_id != project.pk:
+            return JsonResponse({"error": "That study belongs to another project."}, status=400)
+    batch = services.upload_batch_create(user=request.user, project=project, target_study=target)
+    return JsonResponse(_batch_urls(batch), status=201)
+
+
+def _require_upload_role(request, batch):
+    get_project_for_user(request.user, batch.project_id, roles=UPLOAD_ROLES)
+
+
+@login_required
+@require_POST
+def upload_file_create(request, batch_id):
+    batch = get_batch_for_user(request.user, batch_id)
+    _require_upload_role(request, batch)
+    body = _json_body(request)
+    name, size = body.get("name"), body.get("size")
+    if not isinstance(name, str) or not name.strip() or not isinstance(size, int) or isinstance(size, bool):
+        return JsonResponse({"error": "Each file needs a name and a size."}, status=400)
+    try:
+        upload = services.upload_file_declare(batch=batch, name=name.strip(), size=size)
+    except services.UploadRefused as exc:
+        return JsonResponse({"error": exc.reason}, status=400)
+    chunk_url = reverse("studies:upload_chunk", kwargs={"batch_id": batch.pk, "file_id": upload.pk})
+    return JsonResponse({"id": str(upload.pk), "chunk_url": chunk_url, "received": 0}, status=201)
+
+
+@login_required
+@require_POST
+def upload_chunk(request, batch_id, file_id):
+    batch = get_batch_for_user(request.user, batch_id)
+    _require_upload_role(request, batch)
+    try:
+        upload = batch.files.get(pk=file_id, parent=None)
+    except (UploadedFile.DoesNotExist, ValueError):
+        raise Http404("No such file") from None
+    try:
+        offset = int(request.headers.get("X-Chunk-Offset", ""))
+    except ValueError:
+        return JsonResponse({"error": "The chunk has no valid X-Chunk-Offset header."}, status=400)
+    data = request.body
+    if len(data) > settings.UPLOAD_CHUNK_SIZE:
+        return JsonResponse({"error": "The chunk is larger than the server accepts."}, status=413)
+    try:
+        received, complete = services.upload_chunk_append(upload=upload, offset=offset, data=data)
+    except services.OffsetMismatch as exc:
+        return JsonResponse({"received": exc.received}, status=409)
+    except services.UploadRefused as exc:
+        return JsonResponse({"error": exc.reason}, status=400)
+    return JsonResponse({"received": received, "complete": complete})
+
+
+@login_required
+@require_POST
+def upload_batch_finish(request, batch_id):
+    batch = get_batch_for_user(request.user, batch_id)
+    services.upload_batch_finish(batch=batch)
+    return JsonResponse({"finished": True})
+
+
+@never_cache
+@login_required
+@require_GET
+def upload_batch_status(request, batch_id):
+    batch = get_batch_for_user(request.user, batch_id)
+    files = list(batch.files.select_related("image").order_by("created", "id"))
+    rows = []
+    complete = batch.finished_at is not None
+    for upload in files:
+        image = upload.image
+        preview_url = None
+        if image is not None and image.status == ImageStatus.RELEASED and image.preview_status == PreviewStatus.READY:
+            preview_url = reverse("studies:image_preview", kwargs={"image_id": image.pk})
+        waiting_for_preview = (
+            upload.status == UploadStatus.ACCEPTED
+            and image is not None
+            and image.preview_status == PreviewStatus.PENDING
+        )
+        if not upload.is_done or waiting_for_preview:
+            complete = False
+        rows.append(
+            {
+                "id": str(upload.pk),
+                "name": upload.client_name,
+                "status": upload.status,
+                "status_display": upload.get_status_display(),
+                "reason": upload.reason or (image.preview_error if image is not None else ""),
+                "image_url": image.get_absolute_url() if image is not None else None,
+                "preview_url": preview_url,
+            }
+        )
+    return JsonResponse({"complete": complete, "files": rows})

@@ -1,0 +1,50 @@
+"""The pipeline through Redis and a real `celery worker` process."""
+
+import pytest
+
+from clinic_ai.studies.models import Image, ImageStatus, PreviewStatus
+from clinic_ai.studies.tasks import release_image, render_image_preview
+from tests.conftest import upload_through_api, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_worker_process_takes_an_upload_from_redis_to_a_preview(
+    celery_worker_process, client, project, radiologist, ct_bytes, png_bytes
+):
+    client.force_login(radiologist)
+    batch, _ = upload_through_api(client, project, {"a.dcm": ct_bytes, "b.png": png_bytes, "c.bin": b"\0" * 300})
+    status = wait_for(
+        lambda: (body := client.get(batch["status_url"]).json())["complete"] and body,
+        timeout=90,
+        message="the worker to process the upload",
+    )
+    by_name = {row["name"]: row for row in status["files"]}
+    assert by_name["a.dcm"]["status"] == by_name["b.png"]["status"] == "accepted"
+    assert by_name["c.bin"]["status"] == "rejected"
+    assert all(by_name[n]["preview_url"] for n in ("a.dcm", "b.png"))
+    images = Image.objects.all()
+    assert {(i.status, i.preview_status) for i in images} == {(ImageStatus.RELEASED, PreviewStatus.READY)}
+
+
+def test_tasks_delivered_twice_change_nothing(celery_worker_process, client, project, radiologist, png_bytes):
+    client.force_login(radiologist)
+    batch, _ = upload_through_api(client, project, {"b.png": png_bytes})
+    wait_for(lambda: client.get(batch["status_url"]).json()["complete"], timeout=90, message="the first pass")
+    image = Image.objects.get()
+    before = (image.released_at, image.preview_path, image.modified)
+    results = [release_image.delay(str(image.pk)), render_image_preview.delay(str(image.pk))]
+    # Tasks ignore their results, so wait on the queue draining instead.
+    from clinic_ai.celery import app
+
+    wait_for(
+        lambda: (
+            not any((app.control.inspect(timeout=1).active() or {}).values())
+            and not app.connection().default_channel.client.llen("cpu")
+        ),
+        timeout=30,
+        message="the queue to drain",
+    )
+    assert results
+    image.refresh_from_db()
+    assert (image.released_at, image.preview_path, image.modified) == before
