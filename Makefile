@@ -61,7 +61,7 @@ run: $(VENV)/.run-deps redis var/secret_key
 	echo
 	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"
 	echo
-	$(PY) manage.py runserver --insecure --noreload $(HOST):$(PORT)
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
