@@ -149,6 +149,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 # Without collectstatic (make run, tests) WhiteNoise serves straight from STATICFILES_DIRS.
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Released files and previews. Never served as static files: every file goes
 # through a view that checks the user's role in the file's project.

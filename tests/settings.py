@@ -18,3 +18,7 @@ os.environ.setdefault("QUARANTINE_ROOT", os.path.join(_root, "quarantine"))
 from clinic_ai.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The worker process and the live server share the test database; keep no idle connections
+# around, so the database can be dropped at the end.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -53,6 +53,7 @@ def image_detail(request, image_id):
         "studies/image_detail.html",
         {
             "image": image,
+            "metadata": sorted(image.metadata.items()),
             "frame": frame,
             "frames": range(image.frames),
             "can_see_original": image.status == ImageStatus.QUARANTINED and can_see_quarantine(request.user, image),
