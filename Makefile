@@ -57,6 +57,7 @@ run: $(VENV)/.run-deps redis var/secret_key
 	$(VENV)/bin/celery -A clinic_ai worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
 	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h &
 	worker=$$!
+	$(PY) manage.py pipeline_resume
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null || true' EXIT INT TERM
 	echo
 	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"

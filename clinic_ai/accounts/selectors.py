@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -44,7 +44,7 @@ def require_role(user: User, project: Project, roles: Iterable[str] | None) -> s
 def get_project_for_user(user: User, project_id, *, roles: Iterable[str] | None = None) -> Project:
     try:
         project = Project.objects.get(pk=project_id)
-    except (Project.DoesNotExist, ValueError, TypeError):
+    except (Project.DoesNotExist, ValueError, TypeError, ValidationError):
         raise Http404("No such project") from None
     require_role(user, project, roles)
     return project

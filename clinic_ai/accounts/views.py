@@ -93,7 +93,7 @@ def member_remove(request, project_id, membership_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     try:
         membership = Membership.objects.select_related("project").get(pk=membership_id, project=project)
-    except (Membership.DoesNotExist, ValueError):
+    except (Membership.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such member") from None
     try:
         membership_remove(actor=request.user, membership=membership)

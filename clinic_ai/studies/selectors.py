@@ -1,5 +1,6 @@
 """Reads of studies and images, always for a given user."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
@@ -30,7 +31,7 @@ def can_see_quarantine(user: User, image: Image) -> bool:
 def get_image_for_user(user: User, image_id) -> Image:
     try:
         image = Image.objects.select_related("project", "study", "series").get(pk=image_id)
-    except (Image.DoesNotExist, ValueError):
+    except (Image.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such image") from None
     require_role(user, image.project, None)
     if image.status != ImageStatus.RELEASED and not can_see_quarantine(user, image):
@@ -41,7 +42,7 @@ def get_image_for_user(user: User, image_id) -> Image:
 def get_study_for_user(user: User, study_id) -> Study:
     try:
         study = Study.objects.select_related("project").get(pk=study_id)
-    except (Study.DoesNotExist, ValueError):
+    except (Study.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such study") from None
     require_role(user, study.project, None)
     return study
@@ -51,7 +52,7 @@ def get_batch_for_user(user: User, batch_id) -> UploadBatch:
     """Only the uploader follows an upload: file names may carry patient names."""
     try:
         batch = UploadBatch.objects.select_related("project").get(pk=batch_id)
-    except (UploadBatch.DoesNotExist, ValueError):
+    except (UploadBatch.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such upload") from None
     if batch.uploaded_by_id != user.pk:
         raise Http404("No such upload")
@@ -98,3 +99,22 @@ def study_images_for_user(user: User, study: Study) -> QuerySet[Image]:
         .select_related("series")
         .order_by("series__series_number", "created")
     )
+
+
+def pipeline_pending() -> dict[str, list]:
+    """Ids of rows whose next pipeline step has not run."""
+    from clinic_ai.studies.models import PreviewStatus, UploadedFile, UploadStatus
+
+    return {
+        "uploads": list(
+            UploadedFile.objects.filter(status__in=[UploadStatus.RECEIVED, UploadStatus.PROCESSING]).values_list(
+                "pk", flat=True
+            )
+        ),
+        "release": list(Image.objects.filter(status=ImageStatus.QUARANTINED).values_list("pk", flat=True)),
+        "preview": list(
+            Image.objects.filter(status=ImageStatus.RELEASED, preview_status=PreviewStatus.PENDING).values_list(
+                "pk", flat=True
+            )
+        ),
+    }

@@ -2,6 +2,7 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import render
@@ -182,7 +183,7 @@ def upload_chunk(request, batch_id, file_id):
     _require_upload_role(request, batch)
     try:
         upload = batch.files.get(pk=file_id, parent=None)
-    except (UploadedFile.DoesNotExist, ValueError):
+    except (UploadedFile.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such file") from None
     try:
         offset = int(request.headers.get("X-Chunk-Offset", ""))

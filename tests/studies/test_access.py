@@ -142,3 +142,15 @@ def test_uuid_urls_do_not_accept_guesses(client, radiologist):
     client.force_login(radiologist)
     assert client.get("/images/1/").status_code == 404
     assert client.get("/images/00000000-0000-0000-0000-000000000000/").status_code == 404
+
+
+def test_malformed_ids_in_a_request_body_get_a_clear_answer(client, project, radiologist):
+    client.force_login(radiologist)
+    url = reverse("studies:upload_batch_create", args=[project.pk])
+    response = client.post(url, data=json.dumps({"study": "not-a-uuid"}), content_type="application/json")
+    assert response.status_code == 404
+    response = client.post(url, data=b"\xff\xfe not json", content_type="application/json")
+    assert response.status_code == 201
+    files_url = response.json()["files_url"]
+    for body in ({"name": "a.dcm"}, {"name": "", "size": 3}, {"name": "a", "size": "3"}, {"name": "a", "size": -1}):
+        assert client.post(files_url, data=json.dumps(body), content_type="application/json").status_code == 400

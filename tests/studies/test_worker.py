@@ -48,3 +48,26 @@ def test_tasks_delivered_twice_change_nothing(celery_worker_process, client, pro
     assert results
     image.refresh_from_db()
     assert (image.released_at, image.preview_path, image.modified) == before
+
+
+def test_steps_lost_with_the_broker_are_found_and_queued_again(
+    celery_worker_process, client, project, radiologist, png_bytes
+):
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from clinic_ai.celery import app
+
+    client.force_login(radiologist)
+    # Stop consuming, upload, and lose the queued task as a Redis restart would.
+    app.control.cancel_consumer("cpu", reply=True)
+    try:
+        batch, _ = upload_through_api(client, project, {"b.png": png_bytes})
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("cpu")
+    finally:
+        app.control.add_consumer("cpu", reply=True)
+    assert not client.get(batch["status_url"]).json()["complete"]
+    call_command("pipeline_resume")
+    wait_for(lambda: client.get(batch["status_url"]).json()["complete"], timeout=90, message="the resumed pipeline")
+    assert Image.objects.get().preview_status == PreviewStatus.READY
