@@ -5,6 +5,7 @@ process at start, not surface as odd behaviour later.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -211,5 +212,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # pydicom's messages quote header values and file paths, which can be patient data.
+        # What matters reaches the user as a rejection reason instead.
+        "pydicom": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
 }
+# For the same reason, pydicom's warnings (about odd header values) are not printed.
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")

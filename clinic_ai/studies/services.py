@@ -289,14 +289,14 @@ def _remove_tree(path: Path) -> None:
 
 def _study_for(upload: UploadedFile, identity: _Identity) -> tuple[Study, Series]:
     batch = upload.batch
-    if identity.kind == ImageKind.DICOM:
+    if identity.kind == ImageKind.DICOM and identity.study_uid and identity.series_uid:
         study_uid, series_uid = identity.study_uid, identity.series_uid
     elif batch.target_study_id is not None:
         study_uid = batch.target_study.study_instance_uid
         series_uid = f"2.25.{batch.pk.int}"
     else:
-        # One study per upload for photos and screenshots: derived from the batch id, so two
-        # workers filing two PNGs of one batch at once land in the same study.
+        # One study per upload for photos, screenshots and DICOM files without UIDs: derived from
+        # the batch id, so two workers filing two such files of one batch land in the same study.
         study_uid = series_uid = f"2.25.{batch.pk.int}"
     study, _ = Study.objects.get_or_create(
         project=batch.project,

@@ -190,3 +190,51 @@ def test_a_multiframe_image_shows_each_frame(client, project, radiologist):
     last = b"".join(client.get(url + "?frame=9").streaming_content)
     assert first != last
     assert client.get(url + "?frame=10").status_code == 404
+
+
+def test_a_dicom_without_uids_is_filed_with_its_upload(client, project, radiologist, ct_bytes, tmp_path):
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(ct_bytes))
+    del ds.StudyInstanceUID, ds.SeriesInstanceUID
+    ds.save_as(tmp_path / "nouid.dcm")
+    client.force_login(radiologist)
+    batch, _ = upload_through_api(client, project, {"nouid.dcm": (tmp_path / "nouid.dcm").read_bytes()})
+    run_pipeline_inline()
+    assert _status(client, batch)["nouid.dcm"]["status"] == "accepted"
+    image = Image.objects.get()
+    assert image.study.study_instance_uid.startswith("2.25.")
+
+
+def test_pydicom_messages_about_header_values_stay_out_of_a_workers_output():
+    """pydicom warns and logs with header values in the text; a worker prints neither.
+
+    Run in a fresh process: pytest installs its own warning filters, which would hide the effect.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from pydicom.data import get_testdata_file
+
+    script = (
+        "import django, logging; django.setup(); "
+        "from clinic_ai.studies import imaging; "
+        "logging.getLogger('celery').info('worker ready'); "
+        f"imaging.detect_kind({get_testdata_file('badVR.dcm')!r}); "
+        "\ntry:\n"
+        f"    imaging.inspect_dicom({get_testdata_file('badVR.dcm')!r}, max_pixels=10**8)\n"
+        "except imaging.RejectedFile as exc:\n"
+        "    print('rejected:', exc.reason)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    assert "worker ready" in result.stderr
+    assert "1A" not in result.stdout + result.stderr
+    assert "pydicom" not in result.stderr
