@@ -69,7 +69,7 @@ lint: $(VENV)/.dev-deps
 
 test: $(VENV)/.dev-deps redis chromium
 	$(VENV)/bin/ruff check .
-	$(PY) manage.py makemigrations --check --dry-run --skip-checks >/dev/null || { echo "Missing migrations"; exit 1; }
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run --skip-checks >/dev/null || { echo "Missing migrations"; exit 1; }
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 .PHONY: help run test lint redis chromium apt-updated
