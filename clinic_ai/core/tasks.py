@@ -6,8 +6,18 @@ nothing when the step has already run.
 """
 
 from celery import shared_task  # noqa: TID251 - the one place allowed to use it
+from django.db import OperationalError
 
-_COMMON = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+_COMMON = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    # A lost connection or a lock timeout is worth another try; steps are safe to run twice.
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "max_retries": 8,
+}
 
 
 def cpu_task(*args, **kwargs):
