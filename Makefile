@@ -43,13 +43,17 @@ redis: | apt-updated
 chromium: | apt-updated
 	@test -x /usr/bin/chromium || $(APT) chromium
 
+# OCR for burned-in text; the English model comes with the package (nothing is downloaded at run time).
+tesseract: | apt-updated
+	@command -v tesseract >/dev/null || $(APT) tesseract-ocr tesseract-ocr-eng
+
 # The demo runs with DEBUG off; a secret key is made once and kept in var/.
 var/secret_key:
 	mkdir -p var
 	$(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
 	chmod 600 $@
 
-run: $(VENV)/.run-deps redis var/secret_key
+run: $(VENV)/.run-deps redis tesseract var/secret_key
 	export SECRET_KEY="$$(cat var/secret_key)" DEBUG="$${DEBUG:-false}"
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py demo_setup
@@ -58,6 +62,7 @@ run: $(VENV)/.run-deps redis var/secret_key
 	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h &
 	worker=$$!
 	$(PY) manage.py pipeline_resume
+	$(PY) manage.py housekeeping
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null || true' EXIT INT TERM
 	echo
 	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"
@@ -67,9 +72,9 @@ run: $(VENV)/.run-deps redis var/secret_key
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.dev-deps redis chromium
+test: $(VENV)/.dev-deps redis chromium tesseract
 	$(VENV)/bin/ruff check .
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run --skip-checks >/dev/null || { echo "Missing migrations"; exit 1; }
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-.PHONY: help run test lint redis chromium apt-updated
+.PHONY: help run test lint redis chromium tesseract apt-updated

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "clinic_ai.core",
     "clinic_ai.accounts",
     "clinic_ai.studies",
+    "clinic_ai.deidentification",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,16 @@ QUARANTINE_ROOT = Path(env_str("QUARANTINE_ROOT", str(BASE_DIR / "var" / "quaran
 if QUARANTINE_ROOT.resolve() == MEDIA_ROOT.resolve() or MEDIA_ROOT.resolve() in QUARANTINE_ROOT.resolve().parents:
     raise ImproperlyConfigured("QUARANTINE_ROOT must not be inside MEDIA_ROOT")
 
+# Keys for de-identification: UIDs are mapped and patients pseudonymised with HMACs under this
+# secret, so a study sent in two batches keeps one new UID. Changing it splits every later upload
+# from everything before: set it once per deployment and keep it with the database backups.
+DEID_SECRET = env_str("DEID_SECRET") or f"derived-from-secret-key:{SECRET_KEY}"
+# Days to keep a quarantined original after release (0: purge at release).
+QUARANTINE_RETENTION_DAYS = env_int("QUARANTINE_RETENTION_DAYS", 0)
+# Hours to keep the browser's file names of an upload (shown on its progress page; they can name patients).
+UPLOAD_NAME_RETENTION_HOURS = env_int("UPLOAD_NAME_RETENTION_HOURS", 24)
+OCR_TIMEOUT = env_int("OCR_TIMEOUT", 30, minimum=1)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
@@ -223,6 +234,8 @@ LOGGING = {
         # pydicom's messages quote header values and file paths, which can be patient data.
         # What matters reaches the user as a rejection reason instead.
         "pydicom": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        # Pillow's debug messages print EXIF and PNG text values (names, IDs) of uploaded images.
+        "PIL": {"level": "WARNING"},
     },
 }
 # For the same reason, pydicom's warnings (about odd header values) are not printed.

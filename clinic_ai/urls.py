@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("", include("clinic_ai.accounts.urls")),
     path("", include("clinic_ai.studies.urls")),
+    path("", include("clinic_ai.deidentification.urls")),
     path("admin/", admin.site.urls),
 ]

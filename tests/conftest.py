@@ -190,6 +190,7 @@ def run_pipeline_inline():
     """
     from django.test import TestCase
 
+    from clinic_ai.deidentification import services as deid_services
     from clinic_ai.studies import services
     from clinic_ai.studies.models import Image, ImageStatus, PreviewStatus, UploadedFile, UploadStatus
 
@@ -202,7 +203,7 @@ def run_pipeline_inline():
             break
     for image_id in Image.objects.filter(status=ImageStatus.QUARANTINED).values_list("pk", flat=True):
         with TestCase.captureOnCommitCallbacks(execute=True):
-            services.image_release(image_id=image_id)
+            deid_services.image_deidentify(image_id=image_id)
     for image_id in Image.objects.filter(preview_status=PreviewStatus.PENDING).values_list("pk", flat=True):
         services.image_preview_render(image_id=image_id)
 

@@ -15,6 +15,8 @@ class UploadBatch(UUIDModel):
         "studies.Study", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The browser's file names are kept for UPLOAD_NAME_RETENTION_HOURS after the upload, then erased.
+    names_erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -106,6 +108,7 @@ class ImageKind(models.TextChoices):
 
 class ImageStatus(models.TextChoices):
     QUARANTINED = "quarantined", "Quarantined"
+    HELD = "held", "Needs masking"
     RELEASED = "released", "Released"
 
 
@@ -118,8 +121,9 @@ class PreviewStatus(models.TextChoices):
 class Image(UUIDModel):
     """One image file (a DICOM instance, single or multi-frame, or a PNG/JPEG).
 
-    While quarantined only `quarantine_path` is set and only the uploader and admins can reach it;
-    at release the de-identified file is written to `released_path` and the original is purged.
+    While quarantined (or held for masking) the original and the de-identified file live in the
+    quarantine root and only the uploader and admins can reach them; at release the de-identified
+    file is copied to `released_path` and the quarantined files are purged.
     """
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="images")
@@ -137,6 +141,12 @@ class Image(UUIDModel):
     frames = models.IntegerField(default=1)
     metadata = models.JSONField(default=dict, blank=True, help_text="Technical, non-identifying fields only")
     quarantine_path = models.CharField(max_length=255, blank=True)
+    # The de-identified file before release (held images wait here to be masked); in quarantine.
+    deid_path = models.CharField(max_length=255, blank=True)
+    hold_reason = models.CharField(max_length=255, blank=True)
+    suggested_boxes = models.JSONField(default=list, blank=True)
+    device_manufacturer = models.CharField(max_length=64, blank=True)
+    device_model = models.CharField(max_length=64, blank=True)
     released_path = models.CharField(max_length=255, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     preview_path = models.CharField(max_length=255, blank=True)

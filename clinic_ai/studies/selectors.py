@@ -111,7 +111,7 @@ def pipeline_pending() -> dict[str, list]:
                 "pk", flat=True
             )
         ),
-        "release": list(Image.objects.filter(status=ImageStatus.QUARANTINED).values_list("pk", flat=True)),
+        "deidentify": list(Image.objects.filter(status=ImageStatus.QUARANTINED).values_list("pk", flat=True)),
         "preview": list(
             Image.objects.filter(status=ImageStatus.RELEASED, preview_status=PreviewStatus.PENDING).values_list(
                 "pk", flat=True

@@ -8,6 +8,7 @@ queues the next step on commit, so a retried or duplicated task does nothing.
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -128,7 +129,29 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
         audit_record(
             action="upload.finish", actor=batch.uploaded_by, project=batch.project, obj=batch, data={"files": counts}
         )
+        from clinic_ai.studies.tasks import housekeeping
+
+        transaction.on_commit(housekeeping.delay)
     return batch
+
+
+def upload_names_erase_expired(*, now=None) -> int:
+    """Erase the browser's file names of uploads finished more than UPLOAD_NAME_RETENTION_HOURS ago.
+
+    Names are shown to the uploader while the upload runs; they can carry patient names, so they
+    are not kept longer than that.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.UPLOAD_NAME_RETENTION_HOURS)
+    batches = UploadBatch.objects.filter(finished_at__lte=cutoff, names_erased_at=None)
+    count = 0
+    for batch in batches:
+        with transaction.atomic():
+            erased = UploadedFile.objects.filter(batch=batch).update(client_name="")
+            UploadBatch.objects.filter(pk=batch.pk).update(names_erased_at=now)
+            audit_record(action="upload.names_erase", project=batch.project, obj=batch, data={"files": erased})
+            count += 1
+    return count
 
 
 def _queue_processing(upload_id) -> None:
@@ -163,16 +186,26 @@ class _Identity:
     metadata: dict
 
 
-def _identify(path: Path, kind: str) -> _Identity:
+def _identify(path: Path, kind: str, project: Project) -> _Identity:
     if kind == ImageKind.DICOM:
+        from clinic_ai.deidentification.services import dicom_filing_identity
+
         info = imaging.inspect_dicom(path, max_pixels=settings.IMAGE_MAX_PIXELS)
-        return _Identity(
-            kind=kind,
+        filed = dicom_filing_identity(
+            project=project,
+            path=path,
             study_uid=info.study_instance_uid,
             series_uid=info.series_instance_uid,
             sop_uid=info.sop_instance_uid,
-            modality=info.modality,
             study_date=info.study_date,
+        )
+        return _Identity(
+            kind=kind,
+            study_uid=filed["study_uid"],
+            series_uid=filed["series_uid"],
+            sop_uid=filed["sop_uid"],
+            modality=info.modality,
+            study_date=filed["study_date"],
             series_number=info.series_number,
             rows=info.rows,
             columns=info.columns,
@@ -229,7 +262,7 @@ def uploaded_file_process(*, upload_id) -> None:
             if kind == "zip":
                 _unpack(upload, path)
                 return
-            identity = _identify(path, kind)
+            identity = _identify(path, kind, upload.batch.project)
         except imaging.RejectedFile as exc:
             _reject(upload, exc.reason)
             return
@@ -363,39 +396,12 @@ def _file_image(upload: UploadedFile, identity: _Identity) -> None:
         obj=image,
         data={"upload_id": str(upload.pk), "kind": image.kind, "frames": image.frames},
     )
-    from clinic_ai.studies.tasks import release_image
+    from clinic_ai.deidentification.tasks import deidentify_image
 
-    transaction.on_commit(lambda: release_image.delay(str(image.pk)))
-
-
-# --- Release and previews -------------------------------------------------------------------
+    transaction.on_commit(lambda: deidentify_image.delay(str(image.pk)))
 
 
-def image_release(*, image_id) -> None:
-    """Quarantine -> released.
-
-    De-identification here is a PASS-THROUGH: the original bytes are copied unchanged. The
-    PII-masking issue replaces this step; until then nothing released is de-identified.
-    """
-    with transaction.atomic():
-        image = Image.objects.select_for_update().filter(pk=image_id, status=ImageStatus.QUARANTINED).first()
-        if image is None:
-            return
-        original = storage.quarantine_path(image.quarantine_path)
-        released_relative = storage.released_relative_path(image)
-        storage.atomic_copy(original, storage.media_path(released_relative))
-        image.status = ImageStatus.RELEASED
-        image.released_path = released_relative
-        image.released_at = timezone.now()
-        image.quarantine_path = ""
-        image.save(update_fields=["status", "released_path", "released_at", "quarantine_path", "modified"])
-        audit_record(
-            action="image.release", project=image.project, obj=image, data={"deidentification": "pass-through"}
-        )
-        audit_record(action="quarantine.purge", project=image.project, obj=image)
-        from clinic_ai.studies.tasks import render_image_preview
-
-        transaction.on_commit(lambda: (storage.purge(original), render_image_preview.delay(str(image.pk))))
+# --- Previews ------------------------------------------------------------------------------
 
 
 def image_preview_render(*, image_id) -> None:

@@ -10,10 +10,14 @@ def process_uploaded_file(upload_id: str) -> None:
 
 
 @cpu_task
-def release_image(image_id: str) -> None:
-    services.image_release(image_id=image_id)
+def render_image_preview(image_id: str) -> None:
+    services.image_preview_render(image_id=image_id)
 
 
 @cpu_task
-def render_image_preview(image_id: str) -> None:
-    services.image_preview_render(image_id=image_id)
+def housekeeping() -> None:
+    """Erase old upload names and purge quarantined originals past their retention."""
+    from clinic_ai.deidentification.services import quarantine_purge_expired
+
+    services.upload_names_erase_expired()
+    quarantine_purge_expired()

@@ -57,7 +57,7 @@ def image_detail(request, image_id):
             "metadata": sorted(image.metadata.items()),
             "frame": frame,
             "frames": range(image.frames),
-            "can_see_original": image.status == ImageStatus.QUARANTINED and can_see_quarantine(request.user, image),
+            "can_see_original": bool(image.quarantine_path) and can_see_quarantine(request.user, image),
         },
     )
 
@@ -92,7 +92,7 @@ def image_preview(request, image_id):
 @require_GET
 def image_original(request, image_id):
     image = get_image_for_user(request.user, image_id)
-    if image.status != ImageStatus.QUARANTINED or not can_see_quarantine(request.user, image):
+    if not image.quarantine_path or not can_see_quarantine(request.user, image):
         raise Http404("No original")
     suffix = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}[image.kind]
     response = FileResponse(
@@ -219,24 +219,33 @@ def upload_batch_status(request, batch_id):
     complete = batch.finished_at is not None
     for upload in files:
         image = upload.image
+        status, status_display = upload.status, upload.get_status_display()
+        reason = upload.reason
+        image_url = image.get_absolute_url() if image is not None else None
         preview_url = None
-        if image is not None and image.status == ImageStatus.RELEASED and image.preview_status == PreviewStatus.READY:
-            preview_url = reverse("studies:image_preview", kwargs={"image_id": image.pk})
-        waiting_for_preview = (
-            upload.status == UploadStatus.ACCEPTED
-            and image is not None
-            and image.preview_status == PreviewStatus.PENDING
-        )
-        if not upload.is_done or waiting_for_preview:
+        waiting = not upload.is_done
+        if image is not None and upload.status == UploadStatus.ACCEPTED:
+            if image.status == ImageStatus.HELD:
+                status, status_display, reason = "held", "Needs masking", image.hold_reason
+                image_url = reverse("deidentification:image_mask", kwargs={"image_id": image.pk})
+            elif image.status == ImageStatus.QUARANTINED:
+                status, status_display, waiting = UploadStatus.PROCESSING, "De-identifying", True
+            elif image.preview_status == PreviewStatus.PENDING:
+                waiting = True
+            elif image.preview_status == PreviewStatus.READY:
+                preview_url = reverse("studies:image_preview", kwargs={"image_id": image.pk})
+            else:
+                reason = image.preview_error
+        if waiting:
             complete = False
         rows.append(
             {
                 "id": str(upload.pk),
                 "name": upload.client_name,
-                "status": upload.status,
-                "status_display": upload.get_status_display(),
-                "reason": upload.reason or (image.preview_error if image is not None else ""),
-                "image_url": image.get_absolute_url() if image is not None else None,
+                "status": status,
+                "status_display": status_display,
+                "reason": reason,
+                "image_url": image_url,
                 "preview_url": preview_url,
             }
         )

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from clinic_ai.core.models import AuditEvent
+from clinic_ai.deidentification import services as deid_services
 from clinic_ai.studies import services, storage
 from clinic_ai.studies.models import Image, ImageStatus, PreviewStatus, Study, UploadedFile, UploadStatus
 from tests.conftest import run_pipeline_inline, upload_through_api
@@ -164,8 +165,8 @@ def test_pipeline_steps_do_nothing_when_run_twice(client, project, radiologist, 
     services.uploaded_file_process(upload_id=upload.pk)
     services.uploaded_file_process(upload_id=upload.pk)
     image = Image.objects.get()
-    services.image_release(image_id=image.pk)
-    services.image_release(image_id=image.pk)
+    deid_services.image_deidentify(image_id=image.pk)
+    deid_services.image_deidentify(image_id=image.pk)
     services.image_preview_render(image_id=image.pk)
     services.image_preview_render(image_id=image.pk)
     assert Image.objects.count() == 1

@@ -7,8 +7,9 @@ this finds them. Every step checks its row's status, so queueing one twice is ha
 
 from django.core.management.base import BaseCommand
 
+from clinic_ai.deidentification.tasks import deidentify_image
 from clinic_ai.studies.selectors import pipeline_pending
-from clinic_ai.studies.tasks import process_uploaded_file, release_image, render_image_preview
+from clinic_ai.studies.tasks import process_uploaded_file, render_image_preview
 
 
 class Command(BaseCommand):
@@ -18,11 +19,12 @@ class Command(BaseCommand):
         pending = pipeline_pending()
         for upload_id in pending["uploads"]:
             process_uploaded_file.delay(str(upload_id))
-        for image_id in pending["release"]:
-            release_image.delay(str(image_id))
+        for image_id in pending["deidentify"]:
+            deidentify_image.delay(str(image_id))
         for image_id in pending["preview"]:
             render_image_preview.delay(str(image_id))
         counts = {step: len(ids) for step, ids in pending.items()}
         self.stdout.write(
-            f"Queued again: {counts['uploads']} uploads, {counts['release']} releases, {counts['preview']} previews."
+            f"Queued again: {counts['uploads']} uploads, {counts['deidentify']} de-identifications, "
+            f"{counts['preview']} previews."
         )

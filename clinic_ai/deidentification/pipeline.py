@@ -1,0 +1,198 @@
+"""One file through PII masking: the decision shared by browser uploads and `manage.py deidentify`.
+
+Pure (no ORM, no settings): secrets, options, the device-template lookup and the text detector
+are arguments. The outcome says whether the de-identified file written to `dst` may be released,
+must be held for a person to mask burned-in text, or is rejected, with a reason free of patient data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image, ImageDraw, ImageOps
+
+from .dicomio import read_dicom, write_dicom
+from .engine import deidentify_dataset
+from .errors import DeidentificationError
+from .options import DeidOptions
+from .pixels import Box, apply_pixel_mask, burned_in_text_reason
+from .pseudonyms import date_shift_days as shift_for
+from .pseudonyms import patient_key_from_dataset, patient_pseudonym
+from .raster import strip_raster_metadata
+from .validation import validate_released
+
+Status = Literal["released", "held", "rejected"]
+
+REASON_TEXT_FOUND = "Text was found in the pixels; it may identify the patient."
+REASON_TEXT_AFTER_TEMPLATE = "Text was still found after applying this device's mask."
+REASON_OCR_UNAVAILABLE = "The pixels could not be checked for text, so a person must look at them."
+
+
+@dataclass(frozen=True)
+class Device:
+    """What a mask template is keyed on. Device names are not patient data."""
+
+    manufacturer: str
+    model: str
+    rows: int
+    columns: int
+
+    @property
+    def label(self) -> str:
+        name = " ".join(part for part in (self.manufacturer, self.model) if part) or "Unnamed device"
+        return f"{name} · {self.columns}×{self.rows}"
+
+
+@dataclass
+class Outcome:
+    status: Status
+    reason: str = ""
+    audit: dict[str, Any] = field(default_factory=dict)
+    suggested_boxes: list[Box] = field(default_factory=list)
+    device: Device | None = None
+    masked_by_template: bool = False
+
+
+TextDetector = Callable[[Path, str], list[Box]]
+"""(de-identified file, kind) -> boxes of text in image pixel coordinates; raises TextCheckFailed."""
+
+
+class TextCheckFailed(Exception):
+    """The text detector could not run. The caller holds the image: never treat this as "no text"."""
+
+
+def keys_for(ds, *, secret: bytes, project_key: str) -> tuple[str, str, int]:
+    """(patient key, pseudonym, date shift) of a dataset. The patient key is patient data."""
+    key = patient_key_from_dataset(ds, allow_study_fallback=True)
+    return key, patient_pseudonym(secret, project_key, key), shift_for(secret, project_key, key)
+
+
+def _device(ds) -> Device | None:
+    manufacturer = str(ds.get("Manufacturer", "") or "").strip()
+    model = str(ds.get("ManufacturerModelName", "") or "").strip()
+    if not (manufacturer or model) or "Rows" not in ds:
+        return None
+    return Device(manufacturer=manufacturer[:64], model=model[:64], rows=int(ds.Rows), columns=int(ds.Columns))
+
+
+def _text_boxes(detector: TextDetector | None, path: Path, kind: str) -> list[Box] | None:
+    """Boxes found, or None when the check could not run."""
+    if detector is None:
+        return []
+    try:
+        return list(detector(path, kind))
+    except TextCheckFailed:
+        return None
+
+
+def process_dicom(
+    src: Path,
+    dst: Path,
+    *,
+    options: DeidOptions,
+    uid_secret: bytes,
+    patient_secret: bytes,
+    project_key: str,
+    template_for: Callable[[Device], Sequence[Box] | None],
+    detector: TextDetector | None,
+) -> Outcome:
+    try:
+        original = read_dicom(src)
+        _, pseudonym, shift = keys_for(original, secret=patient_secret, project_key=project_key)
+        result = deidentify_dataset(
+            original, options=options, uid_secret=uid_secret, patient_pseudonym=pseudonym, date_shift_days=shift
+        )
+    except DeidentificationError as exc:
+        return Outcome(status="rejected", reason=_reason(exc))
+    ds = result.dataset
+    audit = result.to_audit_dict()
+    audit.pop("acted_on", None)  # keyword paths: useful in tests, noise in the audit trail
+    device = _device(ds)
+    header_reason = burned_in_text_reason(ds)
+    template = template_for(device) if device is not None else None
+    try:
+        if template:
+            ds = apply_pixel_mask(ds, list(template))
+        write_dicom(ds, dst)
+        validate_released(dst, expected_pseudonym=pseudonym)
+    except DeidentificationError as exc:
+        Path(dst).unlink(missing_ok=True)
+        return Outcome(status="rejected", reason=_reason(exc), audit=audit)
+    boxes = _text_boxes(detector, Path(dst), "dicom")
+    outcome = Outcome(status="released", audit=audit, device=device, masked_by_template=bool(template))
+    if boxes is None:
+        outcome.status, outcome.reason = "held", REASON_OCR_UNAVAILABLE
+    elif boxes:
+        outcome.status = "held"
+        outcome.reason = REASON_TEXT_AFTER_TEMPLATE if template else REASON_TEXT_FOUND
+        outcome.suggested_boxes = boxes
+    elif header_reason and not template:
+        # The header says text is likely (ultrasound, screen capture, BurnedInAnnotation=YES):
+        # a person looks even when the detector saw nothing.
+        outcome.status, outcome.reason = "held", _sentence(header_reason)
+    return outcome
+
+
+def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Outcome:
+    try:
+        stripped = strip_raster_metadata(src, dst)
+    except DeidentificationError as exc:
+        return Outcome(status="rejected", reason=_reason(exc))
+    audit = {
+        "format": stripped.format,
+        "metadata_removed": list(stripped.removed),
+        "recompressed": stripped.recompressed,
+    }
+    boxes = _text_boxes(detector, Path(dst), stripped.format)
+    if boxes is None:
+        return Outcome(status="held", reason=REASON_OCR_UNAVAILABLE, audit=audit)
+    if boxes:
+        return Outcome(status="held", reason=REASON_TEXT_FOUND, audit=audit, suggested_boxes=boxes)
+    return Outcome(status="released", audit=audit)
+
+
+def apply_mask(src: Path, dst: Path, *, kind: str, boxes: Sequence[Box], expected_pseudonym: str | None = None) -> None:
+    """Mask `boxes` (image pixel coordinates, every frame) of a de-identified file into `dst`."""
+    if kind == "dicom":
+        ds = apply_pixel_mask(read_dicom(src), list(boxes))
+        write_dicom(ds, dst)
+        validate_released(dst, expected_pseudonym=expected_pseudonym)
+        return
+    with Image.open(src) as opened:
+        picture = ImageOps.exif_transpose(opened)
+        picture.load()
+    draw = ImageDraw.Draw(picture)
+    for x0, y0, x1, y1 in boxes:
+        draw.rectangle(
+            [x0, y0, x1 - 1, y1 - 1], fill=0 if picture.mode in ("L", "I", "1", "P") else (0,) * len(picture.getbands())
+        )
+    tmp = Path(dst).with_name(f".mask-{os.getpid()}-{Path(dst).name}")
+    # No metadata is carried over: Pillow writes only what it is given.
+    if kind == "png":
+        picture.save(tmp, format="PNG")
+    else:
+        picture.convert("RGB" if picture.mode not in ("L", "RGB") else picture.mode).save(
+            tmp, format="JPEG", quality=95
+        )
+    os.replace(tmp, dst)
+
+
+def oriented_size(path: Path, kind: str) -> tuple[int, int]:
+    """(width, height) as shown, after any EXIF orientation, for PNG/JPEG."""
+    with Image.open(path) as picture:
+        width, height = picture.size
+        orientation = picture.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."
+
+
+def _reason(exc: DeidentificationError) -> str:
+    return _sentence(f"De-identification failed: {exc}")

@@ -1,0 +1,403 @@
+"""PII masking in the pipeline: keys, patient links, the de-identification step, masking and release.
+
+The decisions live in the pure `pipeline` module; this module adds the database, the files in
+quarantine and the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pydicom
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from PIL import ImageDraw
+
+from clinic_ai.accounts.models import Project, User
+from clinic_ai.core.services import audit_record
+from clinic_ai.deidentification import pipeline
+from clinic_ai.deidentification.errors import DeidentificationError
+from clinic_ai.deidentification.models import DeidProfile, MaskTemplate, PatientLink
+from clinic_ai.deidentification.options import DeidOptions
+from clinic_ai.deidentification.pixels import Box
+from clinic_ai.deidentification.uids import map_uid
+from clinic_ai.studies import imaging, storage
+from clinic_ai.studies.models import Image, ImageStatus, UploadedFile, UploadStatus
+
+logger = logging.getLogger(__name__)
+
+
+class MaskRefused(Exception):
+    """A masking request the server will not carry out; `reason` is for the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- Keys -------------------------------------------------------------------------------------
+
+
+def _derive(purpose: str, project: Project) -> bytes:
+    return hmac.new(settings.DEID_SECRET.encode(), f"{purpose}:{project.pk}".encode(), hashlib.sha256).digest()
+
+
+def uid_secret_for(project: Project) -> bytes:
+    """Per project, so the same study in two projects cannot be linked through its new UIDs."""
+    return _derive("uid", project)
+
+
+def patient_secret_for(project: Project) -> bytes:
+    return _derive("patient", project)
+
+
+def profile_for(project: Project) -> DeidProfile:
+    profile, _ = DeidProfile.objects.get_or_create(project=project)
+    return profile
+
+
+def options_for(profile: DeidProfile) -> DeidOptions:
+    return DeidOptions(
+        retain_modified_dates=profile.retain_modified_dates,
+        retain_patient_characteristics=profile.retain_patient_characteristics,
+        clean_descriptors=profile.clean_descriptors,
+    )
+
+
+# --- At upload: how a DICOM file is filed, in de-identified terms ------------------------------
+
+
+def dicom_filing_identity(*, project: Project, path: Path, study_uid: str, series_uid: str, sop_uid: str, study_date):
+    """New UIDs and the shifted study date for the Study/Series/Image rows, and the patient link.
+
+    The rows never hold an original UID or date: they carry the values the released file will have.
+    """
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    profile = profile_for(project)
+    key, pseudonym, shift = pipeline.keys_for(header, secret=patient_secret_for(project), project_key=str(project.pk))
+    _patient_link_touch(project=project, key=key, pseudonym=pseudonym)
+    uid_secret = uid_secret_for(project)
+    shifted: date | None = None
+    if study_date is not None and profile.retain_modified_dates:
+        shifted = study_date + timedelta(days=shift)
+    return {
+        "study_uid": map_uid(uid_secret, study_uid) if study_uid else "",
+        "series_uid": map_uid(uid_secret, series_uid) if series_uid else "",
+        "sop_uid": map_uid(uid_secret, sop_uid) if sop_uid else "",
+        "study_date": shifted,
+    }
+
+
+def _patient_link_touch(*, project: Project, key: str, pseudonym: str) -> None:
+    digest = hmac.new(patient_secret_for(project), key.encode(), hashlib.sha256).hexdigest()
+    link, _ = PatientLink.objects.get_or_create(
+        project=project, key_digest=digest, defaults={"original_key": key, "pseudonym": pseudonym}
+    )
+    PatientLink.objects.filter(pk=link.pk).update(image_count=F("image_count") + 1)
+
+
+# --- The pipeline step ------------------------------------------------------------------------
+
+
+def _deid_relative_path(image: Image) -> str:
+    suffix = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}[image.kind]
+    return f"deid/{image.pk}.{suffix}"
+
+
+def _template_lookup(project: Project):
+    def lookup(device: pipeline.Device):
+        template = MaskTemplate.objects.filter(
+            project=project,
+            manufacturer=device.manufacturer,
+            model_name=device.model,
+            rows=device.rows,
+            columns=device.columns,
+        ).first()
+        return [tuple(box) for box in template.boxes] if template else None
+
+    return lookup
+
+
+def detect_text(path: Path, kind: str) -> list[Box]:
+    """Boxes of burned-in text, in image pixels, from a rendering of the (first) frame."""
+    from clinic_ai.deidentification.ocr import OcrUnavailable, find_text_regions
+
+    try:
+        picture = imaging.render_preview(path, kind, max_size=4096)
+    except imaging.RejectedFile as exc:
+        raise pipeline.TextCheckFailed(exc.reason) from None
+    width, height = _image_size(path, kind)
+    try:
+        found = find_text_regions(picture)
+    except OcrUnavailable:
+        raise pipeline.TextCheckFailed("OCR unavailable") from None
+    sx, sy = width / picture.width, height / picture.height
+    return [
+        (int(x0 * sx), int(y0 * sy), min(width, int(round(x1 * sx + 0.5))), min(height, int(round(y1 * sy + 0.5))))
+        for x0, y0, x1, y1 in found
+    ]
+
+
+def _image_size(path: Path, kind: str) -> tuple[int, int]:
+    if kind == "dicom":
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        return int(header.Columns), int(header.Rows)
+    return pipeline.oriented_size(path, kind)
+
+
+@dataclass(frozen=True)
+class DeidContext:
+    """Everything a file's de-identification depends on besides the file."""
+
+    options: DeidOptions
+    uid_secret: bytes
+    patient_secret: bytes
+    project_key: str
+    template_for: Callable[[pipeline.Device], Sequence[Box] | None]
+    detector: pipeline.TextDetector | None
+
+
+def context_for_project(project: Project) -> DeidContext:
+    profile = profile_for(project)
+    return DeidContext(
+        options=options_for(profile),
+        uid_secret=uid_secret_for(project),
+        patient_secret=patient_secret_for(project),
+        project_key=str(project.pk),
+        template_for=_template_lookup(project),
+        detector=detect_text if profile.ocr_enabled else None,
+    )
+
+
+def context_standalone(*, ocr: bool = True) -> DeidContext:
+    """For `manage.py deidentify` without a project: default options, deployment-wide keys."""
+    base = settings.DEID_SECRET.encode()
+    return DeidContext(
+        options=DeidOptions(),
+        uid_secret=hmac.new(base, b"uid:standalone", hashlib.sha256).digest(),
+        patient_secret=hmac.new(base, b"patient:standalone", hashlib.sha256).digest(),
+        project_key="standalone",
+        template_for=lambda device: None,
+        detector=detect_text if ocr else None,
+    )
+
+
+def deidentify_path(src: Path, dst: Path, *, kind: str, context: DeidContext) -> pipeline.Outcome:
+    """The one path every file takes, from a browser upload or from `manage.py deidentify`."""
+    if kind == "dicom":
+        return pipeline.process_dicom(
+            src,
+            dst,
+            options=context.options,
+            uid_secret=context.uid_secret,
+            patient_secret=context.patient_secret,
+            project_key=context.project_key,
+            template_for=context.template_for,
+            detector=context.detector,
+        )
+    return pipeline.process_raster(src, dst, detector=context.detector)
+
+
+def image_deidentify(*, image_id) -> None:
+    """Quarantined -> released, held for masking, or rejected (and then removed)."""
+    with transaction.atomic():
+        image = (
+            Image.objects.select_for_update(of=("self",))
+            .select_related("project")
+            .filter(pk=image_id, status=ImageStatus.QUARANTINED)
+            .first()
+        )
+        if image is None:
+            return
+        source = storage.quarantine_path(image.quarantine_path)
+        deid_relative = _deid_relative_path(image)
+        target = storage.ensure_parent(storage.quarantine_path(deid_relative))
+        outcome = deidentify_path(source, target, kind=image.kind, context=context_for_project(image.project))
+        if outcome.status == "rejected":
+            _reject_image(image, outcome.reason)
+            return
+        image.deid_path = deid_relative
+        if outcome.device is not None:
+            image.device_manufacturer = outcome.device.manufacturer
+            image.device_model = outcome.device.model
+        audit_record(action="image.deidentify", project=image.project, obj=image, data=outcome.audit)
+        if outcome.masked_by_template:
+            audit_record(action="image.mask", project=image.project, obj=image, data={"by": "device template"})
+        if outcome.status == "held":
+            image.status = ImageStatus.HELD
+            image.hold_reason = outcome.reason
+            image.suggested_boxes = [list(box) for box in outcome.suggested_boxes]
+            image.save()
+            audit_record(
+                action="image.hold",
+                project=image.project,
+                obj=image,
+                data={"reason": outcome.reason, "suggested_boxes": len(outcome.suggested_boxes)},
+            )
+            return
+        _release(image)
+
+
+def _reject_image(image: Image, reason: str) -> None:
+    """De-identification refused the file: nothing of it is kept."""
+    uploads = list(UploadedFile.objects.filter(image=image))
+    for upload in uploads:
+        upload.status = UploadStatus.REJECTED
+        upload.reason = reason
+        upload.image = None
+        upload.save(update_fields=["status", "reason", "image", "modified"])
+    audit_record(action="image.reject", project=image.project, obj=image, data={"reason": reason})
+    paths = [storage.quarantine_path(p) for p in (image.quarantine_path, _deid_relative_path(image)) if p]
+    study, series = image.study, image.series
+    image.delete()
+    if not series.images.exists():
+        series.delete()
+    if not study.images.exists():
+        study.delete()
+    transaction.on_commit(lambda: [storage.purge(p) for p in paths])
+
+
+def _release(image: Image, *, actor: User | None = None) -> None:
+    """Copy the de-identified file out of quarantine; purge the quarantined files (or keep the
+    original for the retention period)."""
+    deid = storage.quarantine_path(image.deid_path)
+    released_relative = storage.released_relative_path(image)
+    storage.atomic_copy(deid, storage.media_path(released_relative))
+    original = storage.quarantine_path(image.quarantine_path) if image.quarantine_path else None
+    keep_original = settings.QUARANTINE_RETENTION_DAYS > 0
+    image.status = ImageStatus.RELEASED
+    image.released_path = released_relative
+    image.released_at = timezone.now()
+    image.deid_path = ""
+    image.hold_reason = ""
+    image.suggested_boxes = []
+    if not keep_original:
+        image.quarantine_path = ""
+    image.save()
+    audit_record(action="image.release", actor=actor, project=image.project, obj=image)
+    purged = [deid] + ([original] if original is not None and not keep_original else [])
+    audit_record(
+        action="quarantine.purge",
+        project=image.project,
+        obj=image,
+        data={"files": len(purged), "original_kept_days": settings.QUARANTINE_RETENTION_DAYS},
+    )
+    from clinic_ai.studies.tasks import render_image_preview
+
+    image_id = str(image.pk)
+    transaction.on_commit(lambda: ([storage.purge(p) for p in purged], render_image_preview.delay(image_id)))
+
+
+def quarantine_purge_expired(*, now=None) -> int:
+    """Purge originals kept past QUARANTINE_RETENTION_DAYS after release."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.QUARANTINE_RETENTION_DAYS)
+    count = 0
+    for image in Image.objects.filter(status=ImageStatus.RELEASED, released_at__lte=cutoff).exclude(quarantine_path=""):
+        with transaction.atomic():
+            locked = Image.objects.select_for_update().get(pk=image.pk)
+            if not locked.quarantine_path:
+                continue
+            path = storage.quarantine_path(locked.quarantine_path)
+            locked.quarantine_path = ""
+            locked.save(update_fields=["quarantine_path", "modified"])
+            audit_record(action="quarantine.purge", project=locked.project, obj=locked, data={"files": 1})
+            transaction.on_commit(lambda p=path: storage.purge(p))
+            count += 1
+    return count
+
+
+# --- Masking by a person ----------------------------------------------------------------------
+
+
+def _clean_boxes(image: Image, boxes, width: int, height: int) -> list[Box]:
+    if not isinstance(boxes, list) or len(boxes) > 200:
+        raise MaskRefused("The boxes could not be read.")
+    cleaned = []
+    for box in boxes:
+        if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
+            raise MaskRefused("The boxes could not be read.")
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, x1 = sorted((max(0, min(width, x0)), max(0, min(width, x1))))
+        y0, y1 = sorted((max(0, min(height, y0)), max(0, min(height, y1))))
+        if x1 - x0 >= 1 and y1 - y0 >= 1:
+            cleaned.append((x0, y0, x1, y1))
+    return cleaned
+
+
+def held_image_size(image: Image) -> tuple[int, int]:
+    """(width, height) of the held image as the mask is drawn on it."""
+    return _image_size(storage.quarantine_path(image.deid_path), image.kind)
+
+
+def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 1600):
+    """The held (unmasked) image rendered for its reviewer, with `boxes` blacked out if given.
+
+    Shows pixels that may carry patient data: every call is audited as a view of the quarantine.
+    """
+    path = storage.quarantine_path(image.deid_path)
+    picture = imaging.render_preview(path, image.kind, max_size=max_size).convert("RGB")
+    if boxes is not None:
+        width, height = held_image_size(image)
+        sx, sy = picture.width / width, picture.height / height
+        draw = ImageDraw.Draw(picture)
+        for x0, y0, x1, y1 in _clean_boxes(image, boxes, width, height):
+            draw.rectangle([x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)], fill=(0, 0, 0))
+    audit_record(
+        action="quarantine.view", actor=user, project=image.project, obj=image, data={"masked": boxes is not None}
+    )
+    return picture
+
+
+def image_mask_release(*, user: User, image_id, boxes, save_template: bool, confirm_no_text: bool) -> Image:
+    """Mask the held image on every frame, release it, and optionally keep the mask for its device."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update(of=("self",)).select_related("project").filter(pk=image_id).first()
+        if image is None or image.status != ImageStatus.HELD:
+            raise MaskRefused("This image is not waiting to be masked (it may have been released already).")
+        width, height = held_image_size(image)
+        cleaned = _clean_boxes(image, boxes, width, height)
+        if not cleaned and not confirm_no_text:
+            raise MaskRefused("Draw at least one box, or confirm that the image carries no identifying text.")
+        source = storage.quarantine_path(image.deid_path)
+        masked_relative = image.deid_path.replace("deid/", "deid/masked-", 1)
+        target = storage.quarantine_path(masked_relative)
+        try:
+            pipeline.apply_mask(source, target, kind=image.kind, boxes=cleaned)
+        except (DeidentificationError, OSError, ValueError) as exc:
+            target.unlink(missing_ok=True)
+            detail = str(exc) if isinstance(exc, DeidentificationError) else "its pixels could not be rewritten"
+            raise MaskRefused(f"The image could not be masked: {detail}.") from None
+        audit_record(action="image.mask", actor=user, project=image.project, obj=image, data={"boxes": len(cleaned)})
+        if save_template and cleaned and image.kind == "dicom" and (image.device_manufacturer or image.device_model):
+            template, created = MaskTemplate.objects.update_or_create(
+                project=image.project,
+                manufacturer=image.device_manufacturer,
+                model_name=image.device_model,
+                rows=height,
+                columns=width,
+                defaults={"boxes": [list(b) for b in cleaned], "created_by": user},
+            )
+            audit_record(
+                action="template.save", actor=user, project=image.project, obj=template, data={"boxes": len(cleaned)}
+            )
+        transaction.on_commit(lambda: storage.purge(source))
+        image.deid_path = masked_relative
+        _release(image, actor=user)
+        return image
+
+
+@transaction.atomic
+def patient_links_read(*, user: User, project: Project):
+    """The link table of a project, for an admin; the read is audited."""
+    links = list(PatientLink.objects.filter(project=project).order_by("pseudonym"))
+    audit_record(action="patient_link.view", actor=user, project=project, data={"rows": len(links)})
+    return links

@@ -1,0 +1,7 @@
+from clinic_ai.core.tasks import cpu_task
+from clinic_ai.deidentification import services
+
+
+@cpu_task
+def deidentify_image(image_id: str) -> None:
+    services.image_deidentify(image_id=image_id)

@@ -1,0 +1,154 @@
+import io
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
+from clinic_ai.core.models import AuditEvent
+from clinic_ai.core.services import audit_record
+from clinic_ai.deidentification import services
+from clinic_ai.deidentification.forms import DeidProfileForm
+from clinic_ai.deidentification.selectors import get_held_image_for_user, held_images_for_user
+from clinic_ai.studies import imaging
+from clinic_ai.studies.models import ImageStatus
+
+
+@login_required
+def held_list(request):
+    page = Paginator(held_images_for_user(request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "deidentification/held_list.html", {"page": page})
+
+
+@login_required
+def image_mask(request, image_id):
+    image = get_held_image_for_user(request.user, image_id)
+    if image.status != ImageStatus.HELD:
+        messages.info(request, "This image is not waiting to be masked.")
+        return redirect(image)
+    width, height = services.held_image_size(image)
+    device = None
+    if image.kind == "dicom" and (image.device_manufacturer or image.device_model):
+        device = f"{image.device_manufacturer} {image.device_model}".strip() + f" · {width}×{height}"
+    config = {
+        "image_width": width,
+        "image_height": height,
+        "preview_url": reverse("deidentification:image_mask_source", args=[image.pk]),
+        "masked_preview_url": reverse("deidentification:image_mask_preview", args=[image.pk]),
+        "release_url": reverse("deidentification:image_mask_release", args=[image.pk]),
+        "suggested_boxes": image.suggested_boxes,
+        "device_label": device,
+    }
+    return render(
+        request,
+        "deidentification/image_mask.html",
+        {"image": image, "hold_reason": image.hold_reason, "mask_config": config},
+    )
+
+
+def _png(picture) -> HttpResponse:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+def image_mask_source(request, image_id):
+    image = get_held_image_for_user(request.user, image_id)
+    if image.status != ImageStatus.HELD:
+        return HttpResponse(status=404)
+    return _png(services.held_image_preview(user=request.user, image=image))
+
+
+def _boxes_from(request):
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+@login_required
+@require_POST
+def image_mask_preview(request, image_id):
+    image = get_held_image_for_user(request.user, image_id)
+    if image.status != ImageStatus.HELD:
+        return JsonResponse({"error": "This image is not waiting to be masked."}, status=400)
+    try:
+        picture = services.held_image_preview(
+            user=request.user, image=image, boxes=_boxes_from(request).get("boxes", [])
+        )
+    except services.MaskRefused as exc:
+        return JsonResponse({"error": exc.reason}, status=400)
+    except imaging.RejectedFile as exc:
+        return JsonResponse({"error": exc.reason}, status=400)
+    return _png(picture)
+
+
+@login_required
+@require_POST
+def image_mask_release(request, image_id):
+    image = get_held_image_for_user(request.user, image_id)
+    body = _boxes_from(request)
+    try:
+        services.image_mask_release(
+            user=request.user,
+            image_id=image.pk,
+            boxes=body.get("boxes", []),
+            save_template=body.get("save_template") is True,
+            confirm_no_text=body.get("confirm_no_text") is True,
+        )
+    except services.MaskRefused as exc:
+        return JsonResponse({"error": exc.reason}, status=400)
+    messages.success(request, "The image was masked and released.")
+    return JsonResponse({"redirect": reverse("deidentification:held_list")})
+
+
+@login_required
+def patient_links(request, project_id):
+    project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
+    links = services.patient_links_read(user=request.user, project=project)
+    return render(request, "deidentification/patient_links.html", {"project": project, "links": links})
+
+
+@login_required
+def audit_list(request, project_id):
+    project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
+    events = AuditEvent.objects.filter(project=project).select_related("actor")
+    action = request.GET.get("action", "")
+    if action:
+        events = events.filter(action=action)
+    actions = AuditEvent.objects.filter(project=project).values_list("action", flat=True).distinct().order_by("action")
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "deidentification/audit_list.html",
+        {"project": project, "page": page, "actions": actions, "action": action},
+    )
+
+
+@login_required
+def profile_update(request, project_id):
+    project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
+    profile = services.profile_for(project)
+    form = DeidProfileForm(request.POST or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        audit_record(
+            action="deid_profile.update",
+            actor=request.user,
+            project=project,
+            obj=profile,
+            data={name: form.cleaned_data[name] for name in form.fields},
+        )
+        messages.success(request, "De-identification options saved. They apply to uploads from now on.")
+        return redirect(project)
+    return render(request, "deidentification/profile_form.html", {"project": project, "form": form})

@@ -1,0 +1,110 @@
+"""Masking, link table, audit trail and options: the right role, a wrong role, an outsider."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from clinic_ai.accounts.models import Role
+from clinic_ai.core.models import AuditEvent
+from clinic_ai.studies.models import Image, ImageStatus
+from tests.conftest import run_pipeline_inline, upload_through_api
+
+from .synthetic import ultrasound_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def held_image(client, project, radiologist):
+    client.force_login(radiologist)
+    upload_through_api(client, project, {"us.dcm": ultrasound_bytes()})
+    run_pipeline_inline()
+    client.logout()
+    image = Image.objects.get()
+    assert image.status == ImageStatus.HELD
+    return image
+
+
+@pytest.fixture
+def other_radiologist(project, member_of):
+    return member_of(project, Role.RADIOLOGIST)
+
+
+WHO = [
+    ("radiologist", 200),  # the uploader
+    ("project_admin", 200),
+    ("other_radiologist", 404),
+    ("clinician", 404),
+    ("outsider", 404),
+]
+
+
+@pytest.mark.parametrize(("who", "status"), WHO)
+def test_the_masking_pages_are_for_the_uploader_and_admins(client, held_image, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(reverse("deidentification:image_mask", args=[held_image.pk])).status_code == status
+    source = client.get(reverse("deidentification:image_mask_source", args=[held_image.pk]))
+    assert source.status_code == status
+    preview = client.post(
+        reverse("deidentification:image_mask_preview", args=[held_image.pk]),
+        data=json.dumps({"boxes": [[0, 0, 100, 40]]}),
+        content_type="application/json",
+    )
+    assert preview.status_code == status
+    if status == 200:
+        assert source["Content-Type"] == preview["Content-Type"] == "image/png"
+        assert source.content != preview.content
+        assert AuditEvent.objects.filter(action="quarantine.view", object_id=str(held_image.pk)).count() == 2
+    listed = client.get(reverse("deidentification:held_list")).content.decode()
+    assert (str(held_image.pk)[:8] in listed) == (status == 200)
+
+
+@pytest.mark.parametrize(("who", "status"), WHO)
+def test_only_the_uploader_and_admins_release_a_held_image(client, held_image, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+    response = client.post(
+        reverse("deidentification:image_mask_release", args=[held_image.pk]),
+        data=json.dumps({"boxes": [[0, 0, 100, 40]]}),
+        content_type="application/json",
+    )
+    assert response.status_code == status
+    held_image.refresh_from_db()
+    assert (held_image.status == ImageStatus.RELEASED) == (status == 200)
+
+
+@pytest.mark.parametrize(("who", "status"), [("project_admin", 200), ("radiologist", 403), ("outsider", 404)])
+def test_the_patient_link_table_is_for_admins_and_every_read_is_audited(client, held_image, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+    response = client.get(reverse("deidentification:patient_links", args=[held_image.project.pk]))
+    assert response.status_code == status
+    reads = AuditEvent.objects.filter(action="patient_link.view")
+    assert reads.count() == (1 if status == 200 else 0)
+    if status == 200:
+        assert "MRN55501234" in response.content.decode()
+        assert reads.get().actor == request.getfixturevalue(who)
+
+
+@pytest.mark.parametrize(("who", "status"), [("project_admin", 200), ("radiologist", 403), ("outsider", 404)])
+def test_the_audit_trail_is_for_admins(client, held_image, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+    response = client.get(reverse("deidentification:audit_list", args=[held_image.project.pk]))
+    assert response.status_code == status
+    if status == 200:
+        page = response.content.decode()
+        for action in ("upload.start", "image.quarantine", "image.deidentify", "image.hold"):
+            assert action in page
+
+
+@pytest.mark.parametrize(("who", "status"), [("project_admin", 302), ("radiologist", 403), ("outsider", 404)])
+def test_only_admins_change_the_deidentification_options(client, project, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+    response = client.post(
+        reverse("deidentification:profile_update", args=[project.pk]),
+        {"retain_modified_dates": "on", "clean_descriptors": "on", "ocr_enabled": "on"},
+    )
+    assert response.status_code == status
+    from clinic_ai.deidentification.services import profile_for
+
+    profile = profile_for(project)
+    assert profile.clean_descriptors == (status == 302)
