@@ -26,7 +26,7 @@ from .pixels import Box
 CONFIDENT = 55.0
 LINE_WORD = 20.0
 MIN_CHARACTERS = 3
-PADDING = 3
+PADDING = 6
 
 
 class OcrUnavailable(Exception):
