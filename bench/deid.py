@@ -1,0 +1,169 @@
+"""De-identification throughput and leaks: ours against dicognito, same files, same run.
+
+    .venv/bin/python bench/deid.py [--files 200] [--runs 3]
+
+The corpus is built from pydicom's test files with identifiers planted at every depth (the test
+suite's corpus builder), one patient and one SOP instance per file. Our side runs the production
+path (`pipeline.process_dicom`: read strictly, de-identify, write, re-read and validate; no OCR,
+which dicognito does not do either). dicognito 0.19.0 runs in its own virtual environment
+(bench/.venv-dicognito, made on first use from PyPI) and is timed inside its process: read,
+anonymize, write. Both outputs are then scanned for the planted identifiers, original UIDs and
+dates by the test suite's leak scanner. Timings are medians of --runs; progress goes to stderr and
+one JSON line to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import pydicom  # noqa: E402
+
+from clinic_ai.deidentification import pipeline  # noqa: E402
+from clinic_ai.deidentification.options import DeidOptions  # noqa: E402
+from tests.deidentification.corpus import CORPUS_SOURCES, build_file  # noqa: E402
+from tests.deidentification.leakscan import collect_source_facts, scan_released  # noqa: E402
+
+DICOGNITO = "dicognito==0.19.0"
+VENV = REPO / "bench" / ".venv-dicognito"
+
+DRIVER = """
+import sys, time
+from pathlib import Path
+import pydicom
+from dicognito.anonymizer import Anonymizer
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+files = sorted(src.iterdir())
+anonymizer = Anonymizer()
+start = time.perf_counter()
+for path in files:
+    ds = pydicom.dcmread(path)
+    anonymizer.anonymize(ds)
+    ds.save_as(dst / path.name)
+print(time.perf_counter() - start)
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def dicognito_python() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {VENV} with {DICOGNITO}")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", DICOGNITO], check=True)
+    return python
+
+
+def build_corpus(directory: Path, count: int) -> dict[str, bytes]:
+    names = list(CORPUS_SOURCES)
+    corpus = {}
+    for i in range(count):
+        item = build_file(
+            names[i % len(names)],
+            patient_name=f"Doe^Jane{i:04d}",
+            patient_id=f"MRN{55500000 + i}",
+            sop_instance_uid=f"1.2.826.0.1.3680043.8.498.{1000 + i}",
+        )
+        name = f"{i:05d}.dcm"
+        (directory / name).write_bytes(item.data)
+        corpus[name] = item.data
+    return corpus
+
+
+def run_ours(src: Path, dst: Path) -> float:
+    options = DeidOptions()
+    files = sorted(src.iterdir())
+    start = time.perf_counter()
+    for path in files:
+        outcome = pipeline.process_dicom(
+            path,
+            dst / path.name,
+            options=options,
+            uid_secret=b"bench-uid-secret-0123456789abcdef",
+            patient_secret=b"bench-patient-secret-0123456789ab",
+            project_key="bench",
+            template_for=lambda device: None,
+            detector=None,
+        )
+        if outcome.status == "rejected":
+            raise SystemExit(f"{path.name} rejected: {outcome.reason}")
+    return time.perf_counter() - start
+
+
+def run_dicognito(python: Path, src: Path, dst: Path) -> float:
+    result = subprocess.run([str(python), "-c", DRIVER, str(src), str(dst)], check=True, capture_output=True, text=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def leaks(corpus: dict[str, bytes], out: Path) -> tuple[int, int]:
+    """(files with at least one leak, leaks in all)."""
+    files_leaking = total = 0
+    for name, original in corpus.items():
+        facts = collect_source_facts(pydicom.dcmread(io.BytesIO(original)), identifying_texts=True)
+        found = scan_released((out / name).read_bytes(), facts=facts)
+        files_leaking += bool(found)
+        total += len(found)
+    return files_leaking, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    python = dicognito_python()
+    with tempfile.TemporaryDirectory(prefix="bench-deid-") as tmp:
+        root = Path(tmp)
+        src = root / "in"
+        src.mkdir()
+        corpus = build_corpus(src, args.files)
+        log(f"corpus: {len(corpus)} files from {len(CORPUS_SOURCES)} pydicom test files, identifiers planted")
+        ours_times, theirs_times = [], []
+        for run in range(args.runs):
+            for label, runner, times in (
+                ("ours", lambda d: run_ours(src, d), ours_times),
+                ("dicognito", lambda d: run_dicognito(python, src, d), theirs_times),
+            ):
+                out = root / f"{label}-{run}"
+                out.mkdir()
+                times.append(runner(out))
+                log(f"run {run + 1}: {label} {times[-1]:.2f} s")
+        ours_leaks = leaks(corpus, root / "ours-0")
+        theirs_leaks = leaks(corpus, root / "dicognito-0")
+    ours_rate = args.files / statistics.median(ours_times)
+    theirs_rate = args.files / statistics.median(theirs_times)
+    print(
+        json.dumps(
+            {
+                "benchmark": "deid",
+                "files": args.files,
+                "runs": args.runs,
+                "ours_files_per_s": round(ours_rate, 1),
+                "dicognito_files_per_s": round(theirs_rate, 1),
+                "speedup": round(ours_rate / theirs_rate, 2),
+                "ours_leaks": ours_leaks[0],
+                "ours_leak_findings": ours_leaks[1],
+                "dicognito_leaks": theirs_leaks[0],
+                "dicognito_leak_findings": theirs_leaks[1],
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
