@@ -1,48 +1,11 @@
 """A held ultrasound is masked in Chromium by drawing a box; the saved template releases the next one."""
 
-import io
-import os
-from pathlib import Path
-
 import pytest
-from django.core.management import call_command
 
+from tests.browser.conftest import ARTIFACTS, log_in
 from tests.deidentification.synthetic import text_box, ultrasound_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture
-def demo(transactional_db):
-    call_command("demo_setup", stdout=io.StringIO())
-
-
-@pytest.fixture
-def page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed: `make test` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
 
 
 def _upload(page, live_server, path):
@@ -66,10 +29,7 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
     first.write_bytes(ultrasound_bytes(seed=1))
     second.write_bytes(ultrasound_bytes(seed=2))
 
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "demo-radiologist")
-    page.fill("#id_password", "clinic-ai-demo")
-    page.click("button[type=submit]")
+    log_in(page, live_server)
 
     row = _upload(page, live_server, first)
     assert row.get_attribute("data-status") == "held"

@@ -1,49 +1,10 @@
 """A radiologist uploads through the real page in Debian's Chromium."""
 
-import io
-import os
-from pathlib import Path
-
 import pytest
-from django.core.management import call_command
+
+from tests.browser.conftest import ARTIFACTS, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture
-def demo(transactional_db):
-    """The demo project and users, made before Playwright starts its event loop in this thread:
-    ORM calls inside that loop would open a second connection that outlives the test."""
-    call_command("demo_setup", stdout=io.StringIO())
-
-
-@pytest.fixture
-def page():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed: `make test` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
 
 
 def test_radiologist_uploads_a_dicom_a_png_and_a_broken_file(
@@ -55,10 +16,8 @@ def test_radiologist_uploads_a_dicom_a_png_and_a_broken_file(
     Image.linear_gradient("L").resize((96, 64)).save(tmp_path / "photo.png")
     (tmp_path / "broken.dcm").write_bytes(ct_bytes[:400])
 
+    log_in(page, live_server)
     page.goto(f"{live_server.url}/")
-    page.fill("#id_username", "demo-radiologist")
-    page.fill("#id_password", "clinic-ai-demo")
-    page.click("button[type=submit]")
     page.click("text=Pneumonia (chest X-ray)")
     page.click("#upload-link")
     page.set_input_files("#file-input", [str(tmp_path / n) for n in ("chest.dcm", "photo.png", "broken.dcm")])
