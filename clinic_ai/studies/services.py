@@ -135,6 +135,26 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
     return batch
 
 
+def uploads_abandoned_purge(*, now=None) -> int:
+    """Files whose upload stopped part-way and was not resumed within UPLOAD_NAME_RETENTION_HOURS.
+
+    Their partial bytes sit in quarantine and may hold patient data: rejected and deleted.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.UPLOAD_NAME_RETENTION_HOURS)
+    count = 0
+    for upload_id in UploadedFile.objects.filter(status=UploadStatus.RECEIVING, modified__lte=cutoff).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            upload = UploadedFile.objects.select_for_update().select_related("batch").get(pk=upload_id)
+            if upload.status != UploadStatus.RECEIVING:
+                continue
+            _reject(upload, "The upload of this file was not finished; send it again.")
+            count += 1
+    return count
+
+
 def upload_names_erase_expired(*, now=None) -> int:
     """Erase the browser's file names of uploads finished more than UPLOAD_NAME_RETENTION_HOURS ago.
 

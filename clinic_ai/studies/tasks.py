@@ -19,5 +19,6 @@ def housekeeping() -> None:
     """Erase old upload names and purge quarantined originals past their retention."""
     from clinic_ai.deidentification.services import quarantine_purge_expired
 
+    services.uploads_abandoned_purge()
     services.upload_names_erase_expired()
     quarantine_purge_expired()

@@ -239,3 +239,37 @@ def test_pydicom_messages_about_header_values_stay_out_of_a_workers_output():
     assert "worker ready" in result.stderr
     assert "1A" not in result.stdout + result.stderr
     assert "pydicom" not in result.stderr
+
+
+def test_an_upload_left_unfinished_is_purged_later(client, project, radiologist, ct_bytes):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.test import TestCase
+    from django.utils import timezone
+
+    client.force_login(radiologist)
+    batch = client.post(
+        reverse("studies:upload_batch_create", args=[project.pk]), data="{}", content_type="application/json"
+    ).json()
+    declared = client.post(
+        batch["files_url"], data=json.dumps({"name": "a.dcm", "size": len(ct_bytes)}), content_type="application/json"
+    ).json()
+    client.post(
+        declared["chunk_url"],
+        data=ct_bytes[:1000],
+        content_type="application/octet-stream",
+        headers={"X-Chunk-Offset": "0"},
+    )
+    upload = UploadedFile.objects.get()
+    partial = storage.quarantine_path(storage.upload_relative_path(upload.pk))
+    assert partial.stat().st_size == 1000
+    assert services.uploads_abandoned_purge() == 0
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert services.uploads_abandoned_purge(now=timezone.now() + timedelta(hours=25)) == 1
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.REJECTED and "not finished" in upload.reason
+    assert not partial.exists()
+    out = io.StringIO()
+    call_command("housekeeping", stdout=out)
+    assert "Purged 0 unfinished uploads" in out.getvalue()

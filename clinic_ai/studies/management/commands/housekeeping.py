@@ -1,4 +1,4 @@
-"""Erase old upload file names and purge quarantined originals past their retention period.
+"""Purge unfinished uploads, erase old upload file names, purge originals past their retention period.
 
 Runs after every finished upload (as a task) and at `make run`; run it hourly from cron where
 uploads are rare: `python manage.py housekeeping`.
@@ -7,13 +7,17 @@ uploads are rare: `python manage.py housekeeping`.
 from django.core.management.base import BaseCommand
 
 from clinic_ai.deidentification.services import quarantine_purge_expired
-from clinic_ai.studies.services import upload_names_erase_expired
+from clinic_ai.studies.services import upload_names_erase_expired, uploads_abandoned_purge
 
 
 class Command(BaseCommand):
     help = "Erase expired upload file names and purge expired quarantined originals."
 
     def handle(self, *args, **options):
+        abandoned = uploads_abandoned_purge()
         names = upload_names_erase_expired()
         purged = quarantine_purge_expired()
-        self.stdout.write(f"Erased the file names of {names} uploads; purged {purged} quarantined originals.")
+        self.stdout.write(
+            f"Purged {abandoned} unfinished uploads; erased the file names of {names} uploads; "
+            f"purged {purged} quarantined originals."
+        )
