@@ -293,4 +293,5 @@
   window.addEventListener("resize", resize);
   image.src = config.preview_url;
   renderList();
+  document.documentElement.dataset.maskReady = "true";
 })();

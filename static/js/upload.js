@@ -1035,6 +1035,10 @@
 
   if (ui.fileInput) ui.fileInput.addEventListener("change", () => pickFrom(ui.fileInput));
   if (ui.folderInput) ui.folderInput.addEventListener("change", () => pickFrom(ui.folderInput));
+  // Files chosen while the page was still loading, before these listeners existed.
+  for (const input of [ui.fileInput, ui.folderInput]) {
+    if (input && input.files && input.files.length) pickFrom(input);
+  }
   if (ui.chooseFiles && ui.fileInput) {
     ui.chooseFiles.addEventListener("click", () => {
       if (!isUploading()) ui.fileInput.click();
@@ -1129,4 +1133,5 @@
   });
 
   renderControls();
+  document.documentElement.dataset.uploaderReady = "true";
 })();

@@ -12,6 +12,7 @@ def _upload(page, live_server, path):
     page.goto(f"{live_server.url}/")
     page.click("text=Pneumonia (chest X-ray)")
     page.click("#upload-link")
+    page.wait_for_selector("html[data-uploader-ready]")
     page.set_input_files("#file-input", [str(path)])
     row = page.locator(f"[data-file-name='{path.name}']")
     page.wait_for_function(
@@ -36,8 +37,10 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
     assert "masking" in row.locator(".file-status").inner_text().lower()
     row.locator(".file-link").click()
 
-    page.wait_for_selector("#mask-canvas")
-    page.wait_for_function("document.getElementById('mask-image').complete")
+    page.wait_for_selector("html[data-mask-ready]")
+    page.wait_for_function(
+        "document.getElementById('mask-image').complete && document.getElementById('mask-canvas').width > 10"
+    )
     canvas = page.locator("#mask-canvas").bounding_box()
     x0, y0, x1, y1 = text_box()
     scale = canvas["width"] / 400

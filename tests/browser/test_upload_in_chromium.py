@@ -20,6 +20,7 @@ def test_radiologist_uploads_a_dicom_a_png_and_a_broken_file(
     page.goto(f"{live_server.url}/")
     page.click("text=Pneumonia (chest X-ray)")
     page.click("#upload-link")
+    page.wait_for_selector("html[data-uploader-ready]")
     page.set_input_files("#file-input", [str(tmp_path / n) for n in ("chest.dcm", "photo.png", "broken.dcm")])
 
     page.wait_for_function(
