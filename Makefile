@@ -54,7 +54,7 @@ var/secret_key:
 	chmod 600 $@
 
 run: $(VENV)/.run-deps redis tesseract var/secret_key
-	export SECRET_KEY="$$(cat var/secret_key)" DEBUG="$${DEBUG:-false}"
+	@SECRET_KEY=$$(cat var/secret_key); DEBUG=$${DEBUG:-false}; export SECRET_KEY DEBUG
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py demo_setup
 	mkdir -p var/log
