@@ -56,7 +56,7 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
     assert bx0 <= x0 and by0 <= y0 and bx1 >= x1 and by1 >= y1
 
     page.click("#mask-preview-btn")
-    page.wait_for_function("document.getElementById('mask-image').src.startsWith('blob:')")
+    page.wait_for_selector("#mask-view-badge:not([hidden])")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mask.png"), full_page=True)
     page.check("#save-template")
