@@ -238,7 +238,11 @@ def test_real_ultrasound_annotations_are_found(name: str) -> None:
 def test_palette_ultrasound_annotations_are_found() -> None:
     picture = render_preview(_testdata("gdcm-US-ALOKA-16.dcm"), "dicom", max_size=1024)
     boxes = find_text_regions(picture)
-    for label, target in {"institution": (81, 1, 245, 14), "date": (541, 1, 638, 14), "exam": (21, 457, 98, 467)}.items():
+    for label, target in {
+        "institution": (81, 1, 245, 14),
+        "date": (541, 1, 638, 14),
+        "exam": (21, 457, 98, 467),
+    }.items():
         assert coverage(target, boxes) >= 0.9, label
 
 
