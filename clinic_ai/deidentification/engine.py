@@ -4,6 +4,13 @@ The input dataset is never modified; the output is a new dataset built
 element by element (values that are immutable, such as the pixel data bytes,
 are shared rather than copied, which is why the pixel data stays byte for
 byte identical and compressed data stays compressed).
+
+Elements still in their encoded form (pydicom ``RawDataElement``, as
+``read_dicom(..., decode_values=False)`` leaves them) are decided on their
+tag and VR; the ones the policy keeps are copied as they were read, bytes
+unchanged, and only the others are decoded. The output datasets carry the
+source's encoding (VR, byte order, character set), so pydicom writes the
+kept bytes back verbatim instead of decoding and re-encoding them.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -25,7 +32,7 @@ from pydicom.valuerep import PersonName
 
 from .annex_e import TABLE_SOURCE
 from .descriptors import clean_descriptor
-from .dicomio import check_supported, read_dicom, write_dicom
+from .dicomio import check_supported, element_vr, read_dicom, write_dicom
 from .errors import InvalidInputError, UnsupportedDicomError
 from .options import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, DeidOptions
 from .policy import Action, Decision, basic_decision, decide, dummy_value, tag_label
@@ -40,6 +47,7 @@ PSEUDONYM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 _TABLE_EDITION = next((tok for tok in re.findall(r"\d{4}[a-e]", TABLE_SOURCE)), "")
 _FILE_META_KEPT = {0x00020001, 0x00020002, 0x00020010}  # version, SOP class, transfer syntax
+_STRUCTURAL = frozenset({"private", "command-group", "file-meta-in-dataset", "group-length", "curve", "overlay"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +139,13 @@ class _Walker:
         self.counts: Counter[str] = Counter()
         self.audit: Counter[tuple[str, str]] = Counter()
         self._uid_cache: dict[str, str] = {}
+        self._decisions: dict[tuple[int, str], Decision] = {}
+
+    def decide(self, tag: int, vr: str) -> Decision:
+        decision = self._decisions.get((tag, vr))
+        if decision is None:
+            decision = self._decisions[(tag, vr)] = decide(tag, vr, self.options)
+        return decision
 
     # -- bookkeeping -------------------------------------------------------
     def note(self, counter: str, action: str, path: str, n: int = 1) -> None:
@@ -147,32 +162,42 @@ class _Walker:
 
     # -- the walk ----------------------------------------------------------
     def dataset(self, src: Dataset, parent: str) -> Dataset:
-        out = Dataset()
-        for tag in sorted(src.keys()):
-            tag = int(tag)
-            early = decide(tag, "", self.options)
-            # Private elements are audited per group, "(gggg,xxxx)".
-            label = f"({tag >> 16:04X},xxxx)" if early.private else tag_label(tag)
-            path = f"{parent}>{label}" if parent else label
+        out = _like(src)
+        implicit = src.original_encoding[0] is True
+        for key in sorted(src.keys()):
+            tag = int(key)
+            early = self.decide(tag, "")
             # Decide on private/structural groups before touching the value,
             # so undecodable private data cannot stop the walk.
-            if early.action is Action.REMOVE and early.reason in (
-                "private",
-                "command-group",
-                "file-meta-in-dataset",
-                "group-length",
-                "curve",
-                "overlay",
-            ):
+            if early.action is Action.REMOVE and early.reason in _STRUCTURAL:
+                # Private elements are audited per group, "(gggg,xxxx)".
+                label = f"({tag >> 16:04X},xxxx)" if early.private else tag_label(tag)
+                path = f"{parent}>{label}" if parent else label
                 self.note("private_removed" if early.private else "removed", f"remove:{early.reason}", path)
                 continue
+            raw = src.get_item(key)
+            if isinstance(raw, RawDataElement) and raw.value is not None:
+                try:
+                    vr = element_vr(src, raw)
+                except Exception as exc:
+                    path = f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)
+                    raise InvalidInputError(f"cannot decode element {path}", detail=type(exc).__name__) from None
+                if " " not in vr:  # ambiguous VRs ("US or SS") are resolved by decoding
+                    action = self.decide(tag, vr).action
+                    if action is Action.KEEP and (raw.VR is not None or implicit):
+                        out[raw.tag] = raw  # immutable: shared, written back byte for byte
+                        continue
+                    if action is Action.REMOVE:
+                        self.note("removed", "remove", f"{parent}>{tag_label(tag)}" if parent else tag_label(tag))
+                        continue
+            path = f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)
             try:
-                elem = src[tag]
+                elem = src[key]
             except Exception as exc:
                 raise InvalidInputError(f"cannot decode element {path}", detail=type(exc).__name__) from None
             vr = str(elem.VR)
             try:
-                self.apply(out, elem, vr, decide(tag, vr, self.options), path)
+                self.apply(out, elem, vr, self.decide(tag, vr), path)
             except InvalidInputError:
                 raise
             except Exception as exc:
@@ -265,6 +290,17 @@ class _Walker:
         return tuple(
             ActedOn(action=a, path=p, count=n) for (a, p), n in sorted(self.audit.items(), key=lambda kv: kv[0][::-1])
         )
+
+
+def _like(src: Dataset) -> Dataset:
+    """An empty dataset with ``src``'s encoding, so raw elements copied from ``src`` are written
+    as they are. (If the two ever disagreed, pydicom would decode and re-encode them with
+    ``src``'s character set: slower, same result.)"""
+    out = Dataset(parent_encoding=getattr(src, "_parent_encoding", None) or "iso8859")
+    implicit, little = src.original_encoding
+    if implicit is not None and little is not None:
+        out.set_original_encoding(implicit, little, src.original_character_set)
+    return out
 
 
 def _code_item(value: str, meaning: str) -> Dataset:
@@ -399,7 +435,7 @@ def deidentify_file(
         raise TypeError("give either identity or patient_pseudonym/date_shift_days, not both")
     if identity is None and (patient_pseudonym is None or date_shift_days is None):
         raise TypeError("patient_pseudonym and date_shift_days are required without identity")
-    ds = read_dicom(src_path)
+    ds = read_dicom(src_path, decode_values=False)
     if identity is not None:
         who = identity(ds)
         patient_pseudonym, date_shift_days = who.pseudonym, who.date_shift_days

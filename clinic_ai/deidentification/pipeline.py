@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw, ImageOps
 
-from .dicomio import read_dicom, write_dicom
+from .dicomio import read_dicom, write_bytes, write_dicom
 from .engine import deidentify_dataset
 from .errors import DeidentificationError
+from .fastpath import FastResult, deidentify_bytes, validate_bytes
 from .options import DeidOptions
 from .pixels import Box, apply_pixel_mask, burned_in_text_reason
 from .pseudonyms import date_shift_days as shift_for
@@ -89,6 +90,23 @@ def _text_boxes(detector: TextDetector | None, path: Path, kind: str) -> list[Bo
         return None
 
 
+def _fast_path(src: Path, options, uid_secret, patient_secret, project_key) -> FastResult | None:
+    """:func:`fastpath.deidentify_bytes`, or ``None`` when the file is left to the pydicom path."""
+    try:
+        data = src.read_bytes()
+    except OSError:
+        return None  # the pydicom path reports it
+    try:
+        return deidentify_bytes(
+            data,
+            options=options,
+            uid_secret=uid_secret,
+            identity=lambda ds: keys_for(ds, secret=patient_secret, project_key=project_key)[1:],
+        )
+    except Exception:  # Fallback, a rejection, anything: the pydicom path decides, with its reasons
+        return None
+
+
 def process_dicom(
     src: Path,
     dst: Path,
@@ -100,12 +118,17 @@ def process_dicom(
     template_for: Callable[[Device], Sequence[Box] | None],
     detector: TextDetector | None,
 ) -> Outcome:
+    fast = None
     try:
-        original = read_dicom(src)
-        _, pseudonym, shift = keys_for(original, secret=patient_secret, project_key=project_key)
-        result = deidentify_dataset(
-            original, options=options, uid_secret=uid_secret, patient_pseudonym=pseudonym, date_shift_days=shift
-        )
+        fast = _fast_path(Path(src), options, uid_secret, patient_secret, project_key)
+        if fast is not None:
+            result, pseudonym = fast.result, fast.pseudonym
+        else:  # the pydicom path: everything the fast path leaves, and every rejection
+            original = read_dicom(src, decode_values=False)
+            _, pseudonym, shift = keys_for(original, secret=patient_secret, project_key=project_key)
+            result = deidentify_dataset(
+                original, options=options, uid_secret=uid_secret, patient_pseudonym=pseudonym, date_shift_days=shift
+            )
     except DeidentificationError as exc:
         return Outcome(status="rejected", reason=_reason(exc))
     ds = result.dataset
@@ -116,9 +139,17 @@ def process_dicom(
     template = template_for(device) if device is not None else None
     try:
         if template:
+            if fast is not None:
+                ds = read_dicom(fast.data)
             ds = apply_pixel_mask(ds, list(template))
-        write_dicom(ds, dst)
-        validate_released(dst, expected_pseudonym=pseudonym)
+            write_dicom(ds, dst)
+            validate_released(dst, expected_pseudonym=pseudonym)
+        elif fast is not None:
+            validate_bytes(fast.data, expected_pseudonym=pseudonym, parsed=fast.parsed, dataset=fast.result.dataset)
+            write_bytes(fast.data, dst)
+        else:
+            write_dicom(ds, dst)
+            validate_released(dst, expected_pseudonym=pseudonym)
     except DeidentificationError as exc:
         Path(dst).unlink(missing_ok=True)
         return Outcome(status="rejected", reason=_reason(exc), audit=audit)

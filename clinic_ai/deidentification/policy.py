@@ -47,6 +47,7 @@ Order of precedence (first match wins):
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -196,6 +197,7 @@ def is_private_tag(tag: int) -> bool:
     return (int(tag) >> 16) % 2 == 1
 
 
+@functools.lru_cache(maxsize=16384)
 def tag_label(tag: int) -> str:
     """Keyword if public and known, else ``(gggg,eeee)``. Never a value."""
     tag = int(tag)
@@ -235,8 +237,12 @@ def basic_decision(rule: AnnexERule, vr: str) -> Decision:
     return Decision(Action.DUMMY, reason, rule)
 
 
+@functools.lru_cache(maxsize=16384)
 def decide(tag: int, vr: str, options: DeidOptions) -> Decision:
-    """The action for an element with ``tag`` and ``vr`` at any depth."""
+    """The action for an element with ``tag`` and ``vr`` at any depth.
+
+    Pure, so its answers are cached (the arguments are an int, a str and the frozen options).
+    """
     tag = int(tag)
     group, element = tag >> 16, tag & 0xFFFF
     if group % 2 == 1:

@@ -23,19 +23,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from .descriptors import is_clean_descriptor
-from .dicomio import DicomSource, read_dicom
+from .dicomio import DicomSource, element_vr, read_dicom
 from .engine import PSEUDONYM_RE
 from .errors import InvalidInputError, ReleaseValidationError
 from .options import CODE_BASIC_PROFILE, CODE_RETAIN_MODIFIED_DATES, IMPLEMENTATION_CLASS_UID, DeidOptions
-from .policy import Action, decide, dummy_value, is_private_tag, tag_label
+from .policy import Action, Decision, decide, dummy_value, is_private_tag, tag_label
 from .temporal import shift_da, shift_dt
 from .uids import UUID_UID_ROOT, is_well_known_uid
 
-__all__ = ["validate_released", "validate_released_dataset"]
+__all__ = ["check_header", "check_value", "validate_released", "validate_released_dataset"]
 
 _ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 
@@ -61,49 +62,63 @@ def _non_empty(value: Any) -> bool:
 
 
 def _walk(ds: Dataset, options: DeidOptions, pseudonym: str | None, parent: str, problems: list[str]) -> None:
-    for tag in sorted(ds.keys()):
-        tag = int(tag)
+    for tag in sorted(int(t) for t in ds.keys()):
         path = f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)
         if is_private_tag(tag):
             problems.append(f"{path}: private element present")
             continue
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.value is not None:
+            # Still encoded: decode only what there is to check. A kept element has nothing to
+            # check; a removed or emptied one passes when it holds no bytes at all.
+            vr = element_vr(ds, raw)
+            if " " not in vr and vr != "SQ":
+                action = decide(tag, vr, options).action
+                if action is Action.KEEP or (action in (Action.REMOVE, Action.EMPTY) and not raw.value):
+                    continue
         elem = ds[tag]
         vr = str(elem.VR)
         decision = decide(tag, vr, options)
-        action, value = decision.action, elem.value
-        if action is Action.REMOVE:
-            if vr == "SQ" or _non_empty(value):
-                problems.append(f"{path}: present but must be removed ({decision.reason})")
-        elif action is Action.EMPTY:
-            if (vr == "SQ" and value) or (vr != "SQ" and _non_empty(value)):
-                problems.append(f"{path}: must be empty ({decision.reason})")
-        elif action is Action.DUMMY:
-            dummy = dummy_value(vr)
-            if any(_non_empty(v) and _text(v) != _text(dummy) for v in _values(value)):
-                problems.append(f"{path}: not the dummy value ({decision.reason})")
-        elif action is Action.PSEUDONYM:
-            text = _text(value)
-            if pseudonym is not None and text != pseudonym:
-                problems.append(f"{path}: not the expected pseudonym")
-            elif pseudonym is None and text and not PSEUDONYM_RE.match(text):
-                problems.append(f"{path}: does not look like a pseudonym")
-        elif action is Action.UID:
-            for v in _values(value):
-                uid = _text(v)
-                if uid and not (is_well_known_uid(uid) or uid.startswith(UUID_UID_ROOT)):
-                    problems.append(f"{path}: UID not replaced")
-                    break
-        elif action is Action.SHIFT:
-            parse = shift_da if vr == "DA" else shift_dt
-            if any(parse(_text(v), 0) is None for v in _values(value)):
-                problems.append(f"{path}: unparseable date value")
-        elif action is Action.CLEAN:
-            dummy = _text(dummy_value(vr))
-            if not all(is_clean_descriptor(_text(v)) or _text(v) == dummy for v in _values(value)):
-                problems.append(f"{path}: descriptor not in cleaned form")
-        elif vr == "SQ":  # KEEP/RECURSE
-            for item in value or []:
+        if vr == "SQ" and decision.action in (Action.KEEP, Action.RECURSE):
+            for item in elem.value or []:
                 _walk(item, options, pseudonym, path, problems)
+        else:
+            check_value(path, vr, decision, elem.value, pseudonym, problems)
+
+
+def check_value(path: str, vr: str, decision: Decision, value: Any, pseudonym: str | None, problems: list[str]) -> None:
+    """Check one element's decoded value against its decision (sequences: only REMOVE/EMPTY)."""
+    action = decision.action
+    if action is Action.REMOVE:
+        if vr == "SQ" or _non_empty(value):
+            problems.append(f"{path}: present but must be removed ({decision.reason})")
+    elif action is Action.EMPTY:
+        if (vr == "SQ" and value) or (vr != "SQ" and _non_empty(value)):
+            problems.append(f"{path}: must be empty ({decision.reason})")
+    elif action is Action.DUMMY:
+        dummy = dummy_value(vr)
+        if any(_non_empty(v) and _text(v) != _text(dummy) for v in _values(value)):
+            problems.append(f"{path}: not the dummy value ({decision.reason})")
+    elif action is Action.PSEUDONYM:
+        text = _text(value)
+        if pseudonym is not None and text != pseudonym:
+            problems.append(f"{path}: not the expected pseudonym")
+        elif pseudonym is None and text and not PSEUDONYM_RE.match(text):
+            problems.append(f"{path}: does not look like a pseudonym")
+    elif action is Action.UID:
+        for v in _values(value):
+            uid = _text(v)
+            if uid and not (is_well_known_uid(uid) or uid.startswith(UUID_UID_ROOT)):
+                problems.append(f"{path}: UID not replaced")
+                break
+    elif action is Action.SHIFT:
+        parse = shift_da if vr == "DA" else shift_dt
+        if any(parse(_text(v), 0) is None for v in _values(value)):
+            problems.append(f"{path}: unparseable date value")
+    elif action is Action.CLEAN:
+        dummy = _text(dummy_value(vr))
+        if not all(is_clean_descriptor(_text(v)) or _text(v) == dummy for v in _values(value)):
+            problems.append(f"{path}: descriptor not in cleaned form")
 
 
 def _codes(ds: Dataset) -> set[str]:
@@ -117,6 +132,14 @@ def _codes(ds: Dataset) -> set[str]:
 def validate_released_dataset(ds: Dataset, *, expected_pseudonym: str | None = None) -> None:
     """The checks of :func:`validate_released` on an already parsed dataset."""
     problems: list[str] = []
+    options = check_header(ds, expected_pseudonym, problems)
+    _walk(ds, options, expected_pseudonym, "", problems)
+    if problems:
+        raise ReleaseValidationError(problems)
+
+
+def check_header(ds: Dataset, expected_pseudonym: str | None, problems: list[str]) -> DeidOptions:
+    """File meta and marker checks; returns the options the markers declare (for the walk)."""
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         problems.append("file meta information missing")
@@ -146,9 +169,7 @@ def validate_released_dataset(ds: Dataset, *, expected_pseudonym: str | None = N
         name, pid = _text(ds.get("PatientName", "")), _text(ds.get("PatientID", ""))
         if name != pid:
             problems.append("PatientName/PatientID: not the same pseudonym")
-    _walk(ds, options, expected_pseudonym, "", problems)
-    if problems:
-        raise ReleaseValidationError(problems)
+    return options
 
 
 def validate_released(source: DicomSource | os.PathLike, *, expected_pseudonym: str | None = None) -> None:
@@ -158,7 +179,7 @@ def validate_released(source: DicomSource | os.PathLike, *, expected_pseudonym: 
     keyword, never by value); returns ``None`` when the object passes.
     """
     try:
-        ds = read_dicom(source)
+        ds = read_dicom(source, decode_values=False)
     except InvalidInputError as exc:
         raise ReleaseValidationError([f"not a readable DICOM file: {exc}"]) from None
     validate_released_dataset(ds, expected_pseudonym=expected_pseudonym)
