@@ -1,0 +1,267 @@
+"""The fast path (`fastpath.deidentify_bytes`) against the pydicom path it must equal.
+
+Every file we have goes through both: where the fast path answers, its output and audit must be
+the pydicom path's, byte for byte; where the pydicom path rejects a file, the fast path must not
+answer. So every test of the pydicom path (test_deid_dicom.py) holds for the fast path too, and
+the upload pipeline, which takes the fast path first, releases exactly what the library would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import warnings
+from functools import cache
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from clinic_ai.deidentification import DeidOptions, ReleaseValidationError, validate_released
+from clinic_ai.deidentification.dicomio import dicom_to_bytes, read_dicom
+from clinic_ai.deidentification.engine import deidentify_dataset
+from clinic_ai.deidentification.fastpath import Fallback, deidentify_bytes, parse_part10, validate_bytes
+from clinic_ai.deidentification.pipeline import process_dicom
+
+from . import corpus as C
+from .corpus import UID_SECRET, identity_for
+
+OPTION_SETS = {
+    "default": DeidOptions(),
+    "clean-descriptors": DeidOptions(clean_descriptors=True),
+    "no-dates-no-characteristics": DeidOptions(retain_modified_dates=False, retain_patient_characteristics=False),
+}
+
+
+def _sample_roots() -> list[Path]:
+    roots = [Path(pydicom.__file__).parent / "data" / "test_files"]
+    for package, sub in (("data_store", "data"), ("deid_data", "")):  # pydicom-data, deid-data
+        spec = importlib.util.find_spec(package)
+        if spec and spec.submodule_search_locations:
+            roots.append(Path(next(iter(spec.submodule_search_locations))) / sub)
+    return roots
+
+
+@cache
+def _samples() -> dict[str, bytes]:
+    files = {}
+    for root in _sample_roots():
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix not in (".py", ".pyc", ".json", ".txt", ".gz", ".bz2", ".md"):
+                if path.stat().st_size < 20_000_000:
+                    files[f"{root.parent.name}/{path.relative_to(root)}"] = path.read_bytes()
+    return files
+
+
+@cache
+def _corpus() -> dict[str, bytes]:
+    return {name: item.data for name, item in C.build_corpus().items()}
+
+
+def _identity(ds: Dataset) -> tuple[str, int]:
+    return identity_for(ds)
+
+
+def _pydicom_path(data: bytes, options: DeidOptions):
+    """What `read_dicom` + `deidentify_dataset` + `dicom_to_bytes` give: (bytes, audit) or the exception."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            src = read_dicom(data, decode_values=False)
+            pseudonym, shift = _identity(src)
+            result = deidentify_dataset(
+                src, options=options, uid_secret=UID_SECRET, patient_pseudonym=pseudonym, date_shift_days=shift
+            )
+            return dicom_to_bytes(result.dataset), result.to_audit_dict()
+    except Exception as exc:  # noqa: BLE001 - any refusal counts
+        return exc
+
+
+def _fast_path(data: bytes, options: DeidOptions):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = deidentify_bytes(data, options=options, uid_secret=UID_SECRET, identity=_identity)
+            return fast.data, fast.result.to_audit_dict()
+    except Exception as exc:  # noqa: BLE001 - Fallback, or the identity callable's refusal
+        return exc
+
+
+def _compare(data: bytes, options: DeidOptions) -> str:
+    slow, fast = _pydicom_path(data, options), _fast_path(data, options)
+    if isinstance(slow, Exception):
+        assert isinstance(fast, Exception), "the fast path accepted a file the pydicom path rejects"
+        return "both refuse"
+    if isinstance(fast, Fallback):
+        return "fallback"
+    assert not isinstance(fast, Exception), f"fast path raised {type(fast).__name__} on a file pydicom handles"
+    assert fast[0] == slow[0], "fast and pydicom paths wrote different bytes"
+    assert fast[1] == slow[1], "fast and pydicom paths audited differently"
+    return "same"
+
+
+@pytest.mark.parametrize("options", OPTION_SETS.values(), ids=OPTION_SETS.keys())
+@pytest.mark.parametrize("name", list(C.CORPUS_SOURCES))
+def test_planted_corpus_takes_the_fast_path_and_matches_pydicom(name: str, options: DeidOptions) -> None:
+    assert _compare(_corpus()[name], options) == "same"
+
+
+def test_every_sample_file_matches_or_falls_back() -> None:
+    outcomes: dict[str, list[str]] = {}
+    for name, data in _samples().items():
+        outcomes.setdefault(_compare(data, DeidOptions()), []).append(name)
+    # The samples hold hundreds of files; most are ordinary little endian objects.
+    assert len(outcomes.get("same", [])) > 100, {k: len(v) for k, v in outcomes.items()}
+    # Big endian files are left to pydicom.
+    assert any("big" in name.lower() or "expb" in name.lower() for name in outcomes.get("fallback", []))
+
+
+def test_big_endian_and_unusual_files_fall_back() -> None:
+    data = Path(pydicom.data.get_testdata_file("MR_small_bigendian.dcm")).read_bytes()
+    with pytest.raises(Fallback):
+        deidentify_bytes(data, options=DeidOptions(), uid_secret=UID_SECRET, identity=_identity)
+
+
+@pytest.mark.parametrize("name", ["ct", "us_j2k", "enhanced_mr_multiframe", "deflated", "implicit_rtdose"])
+@pytest.mark.parametrize("fraction", [0.2, 0.35, 0.6, 0.9, 0.999])
+def test_truncated_files_fall_back(name: str, fraction: float) -> None:
+    data = _corpus()[name]
+    with pytest.raises(Fallback):
+        deidentify_bytes(
+            data[: int(len(data) * fraction)], options=DeidOptions(), uid_secret=UID_SECRET, identity=_identity
+        )
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda d: d + b"\x08\x00",  # a partial element header after the dataset
+        lambda d: d + b"\x00" * 16,  # trailing zeros
+        lambda d: d[132:],  # no preamble and prefix
+        lambda d: d[:128] + b"DICX" + d[132:],
+        lambda d: b"",
+    ],
+    ids=["partial-header", "trailing-zeros", "no-preamble", "bad-prefix", "empty"],
+)
+def test_malformed_files_fall_back(mangle) -> None:
+    with pytest.raises(Fallback):
+        deidentify_bytes(mangle(_corpus()["ct"]), options=DeidOptions(), uid_secret=UID_SECRET, identity=_identity)
+
+
+def test_elements_out_of_order_fall_back() -> None:
+    part = parse_part10(_corpus()["ct"])
+    first, second = part.elements[0], part.elements[1]
+    body = bytes(part.buffer)
+    # Swap the first two elements of the dataset.
+    a, b = body[: first.end], body[first.end : second.end]
+    header = bytes(part.meta_buffer[: len(part.meta_buffer) - len(body)])
+    with pytest.raises(Fallback):
+        parse_part10(header + b + a + body[second.end :])
+
+
+def test_deep_nesting_falls_back() -> None:
+    ds = read_dicom(_corpus()["ct"])
+    inner = ds
+    for _ in range(40):
+        item = Dataset()
+        inner.ReferencedStudySequence = [item]
+        inner = item
+    with pytest.raises(Fallback):
+        parse_part10(dicom_to_bytes(ds))
+
+
+def _released(name: str) -> tuple[bytes, str]:
+    data = _corpus()[name]
+    fast = deidentify_bytes(data, options=DeidOptions(), uid_secret=UID_SECRET, identity=_identity)
+    return fast.data, fast.pseudonym
+
+
+@pytest.mark.parametrize("validate", [validate_released, validate_bytes], ids=["pydicom", "fast"])
+def test_both_validators_accept_the_output_and_catch_a_reintroduced_leak(validate) -> None:
+    data, pseudonym = _released("ct")
+    validate(data, expected_pseudonym=pseudonym)
+
+    def out() -> Dataset:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dcmread(io.BytesIO(data))
+
+    ds = out()
+    ds.InstitutionName = "Anything"
+    with pytest.raises(ReleaseValidationError, match="InstitutionName"):
+        validate(dicom_to_bytes(ds))
+    ds = out()
+    ds.RequestAttributesSequence = [Dataset()]
+    with pytest.raises(ReleaseValidationError, match="RequestAttributesSequence"):
+        validate(dicom_to_bytes(ds))
+    ds = out()
+    ds.ReferencedRequestSequence[0].StudyInstanceUID = "1.2.3.4.5.6"
+    with pytest.raises(ReleaseValidationError, match="ReferencedRequestSequence>StudyInstanceUID"):
+        validate(dicom_to_bytes(ds))
+    ds = out()
+    ds.StudyDate = "not a date"
+    with pytest.raises(ReleaseValidationError, match="StudyDate"):
+        validate(dicom_to_bytes(ds))
+    ds = out()
+    ds.add_new(0x00291010, "LO", "x")
+    with pytest.raises(ReleaseValidationError, match="private"):
+        validate(dicom_to_bytes(ds))
+    with pytest.raises(ReleaseValidationError, match="pseudonym"):
+        validate(data, expected_pseudonym="ANON-SOMEONEELSE")
+
+
+@pytest.mark.parametrize("name", ["ct", "us_j2k", "deflated", "enhanced_mr_multiframe", "implicit_rtdose"])
+def test_fast_validator_rejects_the_original(name: str) -> None:
+    with pytest.raises(ReleaseValidationError) as info:
+        validate_bytes(_corpus()[name])
+    problems = "\n".join(info.value.problems)
+    assert "private element present" in problems
+    assert "UID not replaced" in problems
+    for needle in C.NEEDLES:
+        assert needle.lower() not in problems.lower()
+
+
+def test_the_pipeline_writes_what_the_fast_path_gives(tmp_path) -> None:
+    from .corpus import PATIENT_SECRET, PROJECT_KEY
+
+    for name, data in _corpus().items():
+        src, dst = tmp_path / f"{name}.dcm", tmp_path / f"{name}-out.dcm"
+        src.write_bytes(data)
+        outcome = process_dicom(
+            src,
+            dst,
+            options=DeidOptions(),
+            uid_secret=UID_SECRET,
+            patient_secret=PATIENT_SECRET,
+            project_key=PROJECT_KEY,
+            template_for=lambda device: None,
+            detector=None,
+        )
+        assert outcome.status in ("released", "held"), (name, outcome.reason)
+        slow = _pydicom_path(data, DeidOptions())
+        assert not isinstance(slow, Exception)
+        # The pipeline derives the pseudonym with the same secrets the corpus helper uses.
+        assert dst.read_bytes() == slow[0], name
+
+
+def test_the_pipeline_takes_the_pydicom_path_for_what_the_fast_path_leaves(tmp_path) -> None:
+    from .corpus import PATIENT_SECRET, PROJECT_KEY
+
+    src, dst = tmp_path / "big-endian.dcm", tmp_path / "out.dcm"
+    src.write_bytes(Path(pydicom.data.get_testdata_file("MR_small_bigendian.dcm")).read_bytes())
+    with pytest.raises(Fallback):
+        deidentify_bytes(src.read_bytes(), options=DeidOptions(), uid_secret=UID_SECRET, identity=_identity)
+    outcome = process_dicom(
+        src,
+        dst,
+        options=DeidOptions(),
+        uid_secret=UID_SECRET,
+        patient_secret=PATIENT_SECRET,
+        project_key=PROJECT_KEY,
+        template_for=lambda device: None,
+        detector=None,
+    )
+    assert outcome.status == "released", outcome.reason
+    validate_released(dst)
