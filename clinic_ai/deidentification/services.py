@@ -83,7 +83,6 @@ def dicom_filing_identity(*, project: Project, path: Path, study_uid: str, serie
     header = pydicom.dcmread(path, stop_before_pixels=True)
     profile = profile_for(project)
     key, pseudonym, shift = pipeline.keys_for(header, secret=patient_secret_for(project), project_key=str(project.pk))
-    _patient_link_touch(project=project, key=key, pseudonym=pseudonym)
     uid_secret = uid_secret_for(project)
     shifted: date | None = None
     if study_date is not None and profile.retain_modified_dates:
@@ -93,10 +92,13 @@ def dicom_filing_identity(*, project: Project, path: Path, study_uid: str, serie
         "series_uid": map_uid(uid_secret, series_uid) if series_uid else "",
         "sop_uid": map_uid(uid_secret, sop_uid) if sop_uid else "",
         "study_date": shifted,
+        # Patient data: kept in memory until the image is filed, then in the link table only.
+        "patient": (key, pseudonym),
     }
 
 
-def _patient_link_touch(*, project: Project, key: str, pseudonym: str) -> None:
+def patient_link_touch(*, project: Project, key: str, pseudonym: str) -> None:
+    """Count one more image of this patient in the link table (a new file, not a duplicate)."""
     digest = hmac.new(patient_secret_for(project), key.encode(), hashlib.sha256).hexdigest()
     link, _ = PatientLink.objects.get_or_create(
         project=project, key_digest=digest, defaults={"original_key": key, "pseudonym": pseudonym}

@@ -7,7 +7,7 @@ queues the next step on commit, so a retried or duplicated task does nothing.
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -204,6 +204,7 @@ class _Identity:
     columns: int
     frames: int
     metadata: dict
+    patient: tuple[str, str] | None = field(default=None, repr=False)  # (key, pseudonym): patient data
 
 
 def _identify(path: Path, kind: str, project: Project) -> _Identity:
@@ -226,6 +227,7 @@ def _identify(path: Path, kind: str, project: Project) -> _Identity:
             sop_uid=filed["sop_uid"],
             modality=info.modality,
             study_date=filed["study_date"],
+            patient=filed["patient"],
             series_number=info.series_number,
             rows=info.rows,
             columns=info.columns,
@@ -409,6 +411,10 @@ def _file_image(upload: UploadedFile, identity: _Identity) -> None:
     upload.status = UploadStatus.ACCEPTED
     upload.image = image
     upload.save(update_fields=["status", "image", "sha256", "modified"])
+    if identity.patient is not None:
+        from clinic_ai.deidentification.services import patient_link_touch
+
+        patient_link_touch(project=batch.project, key=identity.patient[0], pseudonym=identity.patient[1])
     audit_record(
         action="image.quarantine",
         actor=batch.uploaded_by,

@@ -329,3 +329,17 @@ def test_the_same_code_serves_the_command_line(tmp_path):
     released = (tmp_path / "out" / rows["nested/Doe^Jane.dcm"]["output"]).read_bytes()
     facts = collect_source_facts(pydicom.dcmread(io.BytesIO(build_file("ct").data)), identifying_texts=True)
     assert scan_released(released, facts=facts) == []
+
+
+def test_the_link_table_counts_each_image_once_and_not_duplicates(client, project, radiologist):
+    jane = build_file("ct", patient_name="Doe^Jane", patient_id="P-1")
+    john = build_file("mr", patient_name="Doe^John", patient_id="P-2")
+    jane_again = build_file("mr", patient_name="Doe^Jane", patient_id="P-1", sop_instance_uid="1.2.3.4.5.6.7")
+    client.force_login(radiologist)
+    upload_through_api(client, project, {"1.dcm": jane.data, "2.dcm": john.data, "3.dcm": jane_again.data})
+    run_pipeline_inline()
+    upload_through_api(client, project, {"1-again.dcm": jane.data})  # the same bytes: a duplicate
+    run_pipeline_inline()
+    assert UploadedFile.objects.filter(status="duplicate").count() == 1
+    counts = sorted(PatientLink.objects.values_list("image_count", flat=True))
+    assert counts == [1, 2]
