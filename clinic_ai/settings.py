@@ -63,9 +63,15 @@ def env_size(name: str, default: str) -> int:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
+_SECRET_KEY_FILE = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / "var" / "secret_key")) or "")
+if not SECRET_KEY and _SECRET_KEY_FILE.is_file():
+    # `make run` keeps its key there, so `manage.py` commands use the same key (and DEID_SECRET).
+    SECRET_KEY = _SECRET_KEY_FILE.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off (set it, or SECRET_KEY_FILE; `make run` creates var/secret_key)"
+        )
     SECRET_KEY = "insecure-development-key-only-for-debug"
 
 ALLOWED_HOSTS = [
