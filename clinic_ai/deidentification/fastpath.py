@@ -273,21 +273,24 @@ def parse_part10(data: bytes | bytearray | memoryview) -> Part10:
 # -- pydicom views of a parsed file ---------------------------------------------------------
 
 
-def _raw(elem: _Elem, buf: memoryview, implicit: bool) -> RawDataElement:
+def _raw(elem: _Elem, buf: memoryview, implicit: bool, pixel_view: bool = False) -> RawDataElement:
     if elem.items is not None:
         value = bytes(buf[elem.start : elem.end])
         vr = "SQ" if elem.vr is None and not elem.tag >> 16 & 1 else elem.vr
         if elem.undefined and vr == "UN":
             vr = None
         return RawDataElement(BaseTag(elem.tag), vr, len(value), value, elem.start, implicit, True)
-    value = bytes(elem.value)
+    value = elem.value if pixel_view and elem.tag == _PIXEL_DATA else bytes(elem.value)
     length = _UNDEFINED if elem.undefined else len(value)
     return RawDataElement(BaseTag(elem.tag), elem.vr, length, value, elem.start, implicit, True)
 
 
-def _as_dataset(part: Part10) -> Dataset:
-    """The top level as a pydicom dataset of raw elements (decoded by pydicom when read)."""
-    ds = Dataset({BaseTag(e.tag): _raw(e, part.buffer, part.implicit) for e in part.elements})
+def _as_dataset(part: Part10, *, pixel_view: bool = False) -> Dataset:
+    """The top level as a pydicom dataset of raw elements (decoded by pydicom when read).
+
+    ``pixel_view``: PixelData is a memoryview of the file's bytes rather than a copy (enough for
+    its length; pydicom cannot decode compressed pixel data from it)."""
+    ds = Dataset({BaseTag(e.tag): _raw(e, part.buffer, part.implicit, pixel_view) for e in part.elements})
     ds.set_original_encoding(part.implicit, True, None)
     ds.file_meta = FileMetaDataset({BaseTag(e.tag): _raw(e, part.meta_buffer, False) for e in part.meta})
     return ds
@@ -343,7 +346,18 @@ def _charset(elements: list[_Elem], parent):
     return parent
 
 
-Output = list[tuple[int, bytes | memoryview]]
+Output = list[tuple[int, bytes | tuple[bytes | memoryview, ...]]]
+_COPY_LATER = 1 << 16  # values larger than this are joined into the output without a copy before
+
+
+def _flatten(items: Output):
+    for _, chunk in items:
+        if isinstance(chunk, tuple):
+            yield from chunk
+        else:
+            yield chunk
+
+
 _COPY, _STRUCTURAL_REMOVE, _CHANGE = "copy", "structural-remove", "change"
 _UNDEFINED_LENGTH = b"\xff\xff\xff\xff"
 _SEQUENCE_END_BYTES = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
@@ -376,8 +390,11 @@ class _FastWalker:
             kind = plan[0]
             if kind is _COPY:
                 value = elem.value
-                if elem.undefined:  # encapsulated pixel data
-                    out.append((tag, b"".join((plan[1] + _UNDEFINED_LENGTH, value, _SEQUENCE_END_BYTES))))
+                if elem.undefined:  # encapsulated pixel data: not copied until the output is joined
+                    out.append((tag, (plan[1] + _UNDEFINED_LENGTH, value, _SEQUENCE_END_BYTES)))
+                elif len(value) > _COPY_LATER:
+                    length = _pack_length(len(value)) if implicit or not plan[2] else _pack_short(len(value))
+                    out.append((tag, (plan[1] + length, value)))
                 elif implicit or not plan[2]:
                     out.append((tag, b"".join((plan[1], _pack_length(len(value)), value))))
                 else:
@@ -491,7 +508,7 @@ class _FastWalker:
     def _sequence(self, tag: int, items: list[Output]) -> bytes:
         chunks = []
         for item in items:
-            content = b"".join(chunk for _, chunk in item)
+            content = b"".join(_flatten(item))
             chunks.append(_header(_ITEM, None, len(content), True))
             chunks.append(content)
         body = b"".join(chunks)
@@ -520,9 +537,11 @@ class FastResult:
     data: bytes
     """The de-identified Part 10 file."""
     result: DeidResult
-    """Counts and audit; ``result.dataset`` is the output's top level, decoded on access."""
+    """Counts and audit; ``result.dataset`` is the output's top level, decoded on access, with its
+    PixelData a memoryview of ``data`` (to decode pixels, read ``data``)."""
     source: Dataset
-    """The input's top level, decoded on access (patient data: never log it)."""
+    """The input's top level, decoded on access (patient data: never log it); its PixelData is a
+    memoryview of the input."""
     pseudonym: str
     parsed: Part10
     """This module's parse of ``data``."""
@@ -572,7 +591,7 @@ def deidentify_bytes(
     engine's argument checks and from ``identity``.
     """
     part = parse_part10(data)
-    source = _as_dataset(part)
+    source = _as_dataset(part, pixel_view=True)
     try:
         check_image_data(source)  # (element lengths are checked by the parser)
         check_supported(source)
@@ -597,16 +616,16 @@ def deidentify_bytes(
         setattr(out, keyword, value)
     head = _meta_bytes(_file_meta(source, out, walker))
 
-    body = b"".join(chunk for _, chunk in sorted(top.items()))
+    body = list(_flatten(sorted(top.items(), key=lambda item: item[0])))
     if part.transfer_syntax == _DEFLATED:
         compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        body = compressor.compress(body) + compressor.flush()
-        if len(body) % 2:
-            body += b"\x00"
-    output = b"".join((b"\x00" * 128, b"DICM", head, body))
+        deflated = compressor.compress(b"".join(body)) + compressor.flush()
+        body = [deflated + b"\x00" if len(deflated) % 2 else deflated]
+    output = b"".join((b"\x00" * 128, b"DICM", head, *body))  # the one copy of the pixel data
+    del body, top
 
     parsed = parse_part10(output)
-    released = _as_dataset(parsed)
+    released = _as_dataset(parsed, pixel_view=True)
     result = DeidResult(
         dataset=released,
         options=options,
