@@ -59,7 +59,7 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	$(PY) manage.py demo_setup
 	mkdir -p var/log
 	$(VENV)/bin/celery -A clinic_ai worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
-	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h &
+	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h >> var/log/worker.log 2>&1 &
 	worker=$$!
 	$(PY) manage.py pipeline_resume
 	$(PY) manage.py housekeeping
