@@ -64,6 +64,7 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _CHARSET = 0x00080005
+_SOP_CLASS = 0x00080016
 _MAX_DEPTH = 32
 
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
@@ -390,7 +391,10 @@ class _FastWalker:
             kind = plan[0]
             if kind is _COPY:
                 value = elem.value
-                if elem.undefined:  # encapsulated pixel data: not copied until the output is joined
+                if tag == _SOP_CLASS and depth == 0:
+                    # The engine reads it for the file meta, and pydicom writes what it read.
+                    out.append((tag, self._decoded(elem, read_encoding, encodings)))
+                elif elem.undefined:  # encapsulated pixel data: not copied until the output is joined
                     out.append((tag, (plan[1] + _UNDEFINED_LENGTH, value, _SEQUENCE_END_BYTES)))
                 elif len(value) > _COPY_LATER:
                     length = _pack_length(len(value)) if implicit or not plan[2] else _pack_short(len(value))
@@ -514,6 +518,15 @@ class _FastWalker:
         body = b"".join(chunks)
         return _header(tag, "SQ", len(body), self.implicit) + body
 
+    def _decoded(self, elem: _Elem, read_encoding, encodings) -> bytes:
+        raw = RawDataElement(BaseTag(elem.tag), elem.vr, len(elem.value), bytes(elem.value), 0, self.implicit, True)
+        try:
+            decoded = convert_raw_data_element(raw, encoding=read_encoding)
+        except Exception:
+            raise Fallback from None
+        self.changed[elem.tag] = decoded.value
+        return _encode(decoded, self.implicit, encodings)
+
     def _change(self, elem: _Elem, vr: str, decision, path: str, encodings, read_encoding, depth: int) -> bytes:
         raw = RawDataElement(
             Tag(elem.tag), elem.vr, len(elem.value), bytes(elem.value), elem.start, self.implicit, True
@@ -562,7 +575,10 @@ def _meta_bytes(meta: FileMetaDataset) -> bytes:
         if elem.VR == "OB":
             value = bytes(elem.value)
         else:
-            value = str(elem.value).encode("ascii")
+            text = str(elem.value)
+            if not text.isascii():
+                raise Fallback
+            value = text.encode("ascii")
             if len(value) % 2:
                 value += b"\x00" if elem.VR == "UI" else b" "
         chunks.append(_header(int(tag), elem.VR, len(value), False) + value)
