@@ -10,10 +10,14 @@ policy is decided per element exactly as the engine decides it, and
 
 * kept elements are copied as they were read; removed ones are dropped;
 * sequences are walked recursively and written with defined lengths (as the engine does);
-* the few elements whose value changes (UIDs, dates, dummies, pseudonyms, cleaned descriptors)
-  are decoded by pydicom and changed by the engine's own code (``_Walker.apply``), then encoded
-  by pydicom's element writer;
-* the markers, the pseudonym and the file meta are written by the engine's functions.
+* the few elements whose value changes are changed here when they are plain ASCII and the change
+  is a UID mapping, a date shift, an emptying or the pseudonym (the engine's rules, repeated in
+  ``_FastWalker._native``); anything else (dummies, cleaned descriptors, other character sets)
+  is decoded by pydicom, changed by the engine's own ``_Walker.apply`` and encoded by pydicom;
+* the markers and the file meta come from the engine's functions.
+
+Memory: the input is parsed in place (views, no copies) and the pixel data is copied once, into
+the output, so a file needs about twice its size (bench/deid_memory.py).
 
 Only well-formed input in the common transfer syntaxes takes this path: Implicit and Explicit VR
 Little Endian, Deflated, and the encapsulated (compressed) ones. Anything else, and anything
@@ -22,9 +26,9 @@ ambiguous VR that must change, a numeric value of the wrong length, an image wit
 data...), raises :class:`Fallback`: the caller then takes the pydicom path, which either handles
 the file or rejects it with its own reason. This module never rejects a file itself.
 
-:func:`validate_bytes` is the release gate on the output: the bytes are parsed again (here) and
-the checks of :func:`~.validation.validate_released_dataset` run over them (sequences are parsed
-by pydicom on the way).
+:func:`validate_bytes` is the release gate on the output: the bytes are parsed again (here),
+the file meta and the markers are checked through pydicom (``validation.check_header``) and every
+other element against the policy the markers declare (``validation.check_value``).
 """
 
 from __future__ import annotations
