@@ -7,6 +7,7 @@ must be held for a person to mask burned-in text, or is rejected, with a reason 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,13 +19,15 @@ from PIL import Image, ImageDraw, ImageOps
 from .dicomio import read_dicom, write_bytes, write_dicom
 from .engine import deidentify_dataset
 from .errors import DeidentificationError
-from .fastpath import FastResult, deidentify_bytes, validate_bytes
+from .fastpath import Fallback, FastResult, deidentify_bytes, validate_bytes
 from .options import DeidOptions
 from .pixels import Box, apply_pixel_mask, burned_in_text_reason
 from .pseudonyms import date_shift_days as shift_for
 from .pseudonyms import patient_key_from_dataset, patient_pseudonym
 from .raster import strip_raster_metadata
 from .validation import validate_released
+
+logger = logging.getLogger(__name__)
 
 Status = Literal["released", "held", "rejected"]
 
@@ -103,7 +106,13 @@ def _fast_path(src: Path, options, uid_secret, patient_secret, project_key) -> F
             uid_secret=uid_secret,
             identity=lambda ds: keys_for(ds, secret=patient_secret, project_key=project_key)[1:],
         )
-    except Exception:  # Fallback, a rejection, anything: the pydicom path decides, with its reasons
+    except Fallback:
+        return None
+    except DeidentificationError:  # a rejection: the pydicom path gives it, with its reason
+        return None
+    except Exception as exc:  # a defect here must not lose the file: the pydicom path decides
+        # The exception's type only: its message could quote a value from the file.
+        logger.warning("De-identification fast path failed (%s); the file takes the pydicom path", type(exc).__name__)
         return None
 
 
