@@ -204,6 +204,9 @@ def run_pipeline_inline():
     for image_id in Image.objects.filter(status=ImageStatus.QUARANTINED).values_list("pk", flat=True):
         with TestCase.captureOnCommitCallbacks(execute=True):
             deid_services.image_deidentify(image_id=image_id)
+    for image_id in Image.objects.filter(status=ImageStatus.MASKING).values_list("pk", flat=True):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            deid_services.image_mask_apply(image_id=image_id)
     for image_id in Image.objects.filter(preview_status=PreviewStatus.PENDING).values_list("pk", flat=True):
         services.image_preview_render(image_id=image_id)
 

@@ -7,9 +7,10 @@ from clinic_ai.studies.selectors import can_see_quarantine, get_image_for_user
 
 
 def held_images_for_user(user: User) -> QuerySet[Image]:
-    """The "needs masking" queue: held images the user uploaded, or held in projects they administer."""
+    """The "needs masking" queue: held images the user uploaded, or held in projects they administer
+    (with those being masked by a worker right now)."""
     projects = projects_for_user(user)
-    held = Image.objects.filter(status=ImageStatus.HELD, project__in=projects)
+    held = Image.objects.filter(status__in=[ImageStatus.HELD, ImageStatus.MASKING], project__in=projects)
     if not user.is_site_admin:
         held = held.filter(
             Q(uploaded_by=user) | Q(project__memberships__user=user, project__memberships__role=Role.ADMIN)

@@ -359,8 +359,12 @@ def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 
     return picture
 
 
-def image_mask_release(*, user: User, image_id, boxes, save_template: bool, confirm_no_text: bool) -> Image:
-    """Mask the held image on every frame, release it, and optionally keep the mask for its device."""
+def image_mask_request(*, user: User, image_id, boxes, save_template: bool, confirm_no_text: bool) -> Image:
+    """Accept a person's mask for a held image; a worker applies it (:func:`image_mask_apply`).
+
+    The image leaves the "needs masking" queue at once (status MASKING), so a second click finds
+    it taken. Masking a long multi-frame object takes seconds and memory: not the web process's.
+    """
     with transaction.atomic():
         image = Image.objects.select_for_update(of=("self",)).select_related("project").filter(pk=image_id).first()
         if image is None or image.status != ImageStatus.HELD:
@@ -369,32 +373,68 @@ def image_mask_release(*, user: User, image_id, boxes, save_template: bool, conf
         cleaned = _clean_boxes(image, boxes, width, height)
         if not cleaned and not confirm_no_text:
             raise MaskRefused("Draw at least one box, or confirm that the image carries no identifying text.")
+        image.status = ImageStatus.MASKING
+        image.mask_request = {
+            "boxes": [list(b) for b in cleaned],
+            "save_template": bool(save_template),
+            "user_id": str(user.pk),
+        }
+        image.save(update_fields=["status", "mask_request", "modified"])
+        audit_record(
+            action="image.mask_request", actor=user, project=image.project, obj=image, data={"boxes": len(cleaned)}
+        )
+        from clinic_ai.deidentification.tasks import mask_image
+
+        image_pk = str(image.pk)
+        transaction.on_commit(lambda: mask_image.delay(image_pk))
+        return image
+
+
+def image_mask_apply(*, image_id) -> None:
+    """Mask a MASKING image on every frame as its reviewer asked, release it, and keep the mask
+    as its device's template if asked. If the file cannot be masked, the image is held again."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update(of=("self",)).select_related("project").filter(pk=image_id).first()
+        if image is None or image.status != ImageStatus.MASKING or not image.mask_request:
+            return
+        request = image.mask_request
+        user = User.objects.filter(pk=request.get("user_id")).first()
+        boxes = [tuple(int(v) for v in box) for box in request.get("boxes", [])]
         source = storage.quarantine_path(image.deid_path)
         masked_relative = image.deid_path.replace("deid/", "deid/masked-", 1)
         target = storage.quarantine_path(masked_relative)
         try:
-            pipeline.apply_mask(source, target, kind=image.kind, boxes=cleaned)
-        except (DeidentificationError, OSError, ValueError) as exc:
+            width, height = held_image_size(image)
+            pipeline.apply_mask(source, target, kind=image.kind, boxes=boxes)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the image goes back to the queue
             target.unlink(missing_ok=True)
+            if not isinstance(exc, DeidentificationError | OSError | ValueError):
+                logger.warning("Masking image %s failed (%s)", image.pk, type(exc).__name__)
             detail = str(exc) if isinstance(exc, DeidentificationError) else "its pixels could not be rewritten"
-            raise MaskRefused(f"The image could not be masked: {detail}.") from None
-        audit_record(action="image.mask", actor=user, project=image.project, obj=image, data={"boxes": len(cleaned)})
-        if save_template and cleaned and image.kind == "dicom" and (image.device_manufacturer or image.device_model):
-            template, created = MaskTemplate.objects.update_or_create(
-                project=image.project,
-                manufacturer=image.device_manufacturer,
-                model_name=image.device_model,
-                rows=height,
-                columns=width,
-                defaults={"boxes": [list(b) for b in cleaned], "created_by": user},
-            )
-            audit_record(
-                action="template.save", actor=user, project=image.project, obj=template, data={"boxes": len(cleaned)}
-            )
+            image.status = ImageStatus.HELD
+            image.hold_reason = f"The image could not be masked: {detail}."[:255]
+            image.mask_request = None
+            image.save(update_fields=["status", "hold_reason", "mask_request", "modified"])
+            audit_record(action="image.mask_failed", actor=user, project=image.project, obj=image)
+            return
+        audit_record(action="image.mask", actor=user, project=image.project, obj=image, data={"boxes": len(boxes)})
+        if request.get("save_template") and boxes and image.kind == "dicom":
+            if image.device_manufacturer or image.device_model:
+                template, _ = MaskTemplate.objects.update_or_create(
+                    project=image.project,
+                    manufacturer=image.device_manufacturer,
+                    model_name=image.device_model,
+                    rows=height,
+                    columns=width,
+                    defaults={"boxes": [list(b) for b in boxes], "created_by": user},
+                )
+                audit_record(
+                    action="template.save", actor=user, project=image.project, obj=template, data={"boxes": len(boxes)}
+                )
         transaction.on_commit(lambda: storage.purge(source))
         image.deid_path = masked_relative
+        image.mask_request = None
         _release(image, actor=user)
-        return image
 
 
 @transaction.atomic

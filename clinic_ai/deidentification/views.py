@@ -22,7 +22,8 @@ from clinic_ai.studies.models import ImageStatus
 @login_required
 def held_list(request):
     page = Paginator(held_images_for_user(request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "deidentification/held_list.html", {"page": page})
+    masking = any(image.status == ImageStatus.MASKING for image in page)
+    return render(request, "deidentification/held_list.html", {"page": page, "masking": masking})
 
 
 @login_required
@@ -99,7 +100,7 @@ def image_mask_release(request, image_id):
     image = get_held_image_for_user(request.user, image_id)
     body = _boxes_from(request)
     try:
-        services.image_mask_release(
+        services.image_mask_request(
             user=request.user,
             image_id=image.pk,
             boxes=body.get("boxes", []),
@@ -108,7 +109,7 @@ def image_mask_release(request, image_id):
         )
     except services.MaskRefused as exc:
         return JsonResponse({"error": exc.reason}, status=400)
-    messages.success(request, "The image was masked and released.")
+    messages.success(request, "Masking the image on every frame: it is released in a moment.")
     return JsonResponse({"redirect": reverse("deidentification:held_list")})
 
 

@@ -109,6 +109,7 @@ class ImageKind(models.TextChoices):
 class ImageStatus(models.TextChoices):
     QUARANTINED = "quarantined", "Quarantined"
     HELD = "held", "Needs masking"
+    MASKING = "masking", "Being masked"
     RELEASED = "released", "Released"
 
 
@@ -145,6 +146,8 @@ class Image(UUIDModel):
     deid_path = models.CharField(max_length=255, blank=True)
     hold_reason = models.CharField(max_length=255, blank=True)
     suggested_boxes = models.JSONField(default=list, blank=True)
+    # A person's mask waiting for a worker: {"boxes": [[x0, y0, x1, y1], ...], "save_template", "user_id"}.
+    mask_request = models.JSONField(null=True, blank=True, default=None)
     device_manufacturer = models.CharField(max_length=64, blank=True)
     device_model = models.CharField(max_length=64, blank=True)
     released_path = models.CharField(max_length=255, blank=True)

@@ -112,6 +112,7 @@ def pipeline_pending() -> dict[str, list]:
             )
         ),
         "deidentify": list(Image.objects.filter(status=ImageStatus.QUARANTINED).values_list("pk", flat=True)),
+        "mask": list(Image.objects.filter(status=ImageStatus.MASKING).values_list("pk", flat=True)),
         "preview": list(
             Image.objects.filter(status=ImageStatus.RELEASED, preview_status=PreviewStatus.PENDING).values_list(
                 "pk", flat=True

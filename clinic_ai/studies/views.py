@@ -230,6 +230,8 @@ def upload_batch_status(request, batch_id):
                 image_url = reverse("deidentification:image_mask", kwargs={"image_id": image.pk})
             elif image.status == ImageStatus.QUARANTINED:
                 status, status_display, waiting = UploadStatus.PROCESSING, "De-identifying", True
+            elif image.status == ImageStatus.MASKING:
+                status, status_display, waiting = UploadStatus.PROCESSING, "Being masked", True
             elif image.preview_status == PreviewStatus.PENDING:
                 waiting = True
             elif image.preview_status == PreviewStatus.READY:

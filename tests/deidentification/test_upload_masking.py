@@ -38,10 +38,9 @@ def _release_held_without_boxes(user) -> None:
     from django.test import TestCase
 
     for image in Image.objects.filter(status=ImageStatus.HELD):
+        services.image_mask_request(user=user, image_id=image.pk, boxes=[], save_template=False, confirm_no_text=True)
         with TestCase.captureOnCommitCallbacks(execute=True):
-            services.image_mask_release(
-                user=user, image_id=image.pk, boxes=[], save_template=False, confirm_no_text=True
-            )
+            services.image_mask_apply(image_id=image.pk)  # what the mask_image task does
 
 
 def _every_table_as_text() -> dict[str, str]:
@@ -343,3 +342,44 @@ def test_the_link_table_counts_each_image_once_and_not_duplicates(client, projec
     assert UploadedFile.objects.filter(status="duplicate").count() == 1
     counts = sorted(PatientLink.objects.values_list("image_count", flat=True))
     assert counts == [1, 2]
+
+
+def test_a_mask_is_applied_by_the_worker_and_the_queue_says_so_meanwhile(client, project, radiologist):
+    from clinic_ai.studies.selectors import pipeline_pending
+
+    client.force_login(radiologist)
+    upload_through_api(client, project, {"a.dcm": ultrasound_bytes()})
+    run_pipeline_inline()
+    image = Image.objects.get()
+    url = reverse("deidentification:image_mask_release", args=[image.pk])
+    assert (
+        client.post(url, data=json.dumps({"boxes": [[0, 0, 50, 20]]}), content_type="application/json").status_code
+        == 200
+    )
+    image.refresh_from_db()
+    assert image.status == ImageStatus.MASKING and image.mask_request["boxes"] == [[0, 0, 50, 20]]
+    assert pipeline_pending()["mask"] == [image.pk]  # what pipeline_resume queues again
+    listed = client.get(reverse("deidentification:held_list")).content.decode()
+    assert "Being masked" in listed and 'http-equiv="refresh"' in listed
+    run_pipeline_inline()
+    image.refresh_from_db()
+    assert image.status == ImageStatus.RELEASED and image.mask_request is None
+    listed = client.get(reverse("deidentification:held_list")).content.decode()
+    assert "Nothing is waiting to be masked" in listed and 'http-equiv="refresh"' not in listed
+
+
+def test_a_mask_that_cannot_be_applied_holds_the_image_again(client, project, radiologist):
+    client.force_login(radiologist)
+    upload_through_api(client, project, {"a.dcm": ultrasound_bytes()})
+    run_pipeline_inline()
+    image = Image.objects.get()
+    services.image_mask_request(
+        user=radiologist, image_id=image.pk, boxes=[[0, 0, 50, 20]], save_template=False, confirm_no_text=False
+    )
+    image.refresh_from_db()
+    storage.quarantine_path(image.deid_path).write_bytes(b"DICM" * 10)  # the held file is damaged meanwhile
+    services.image_mask_apply(image_id=image.pk)
+    image.refresh_from_db()
+    assert image.status == ImageStatus.HELD and image.mask_request is None
+    assert image.hold_reason.startswith("The image could not be masked")
+    assert AuditEvent.objects.filter(action="image.mask_failed", object_id=str(image.pk)).exists()

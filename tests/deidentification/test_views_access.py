@@ -70,6 +70,9 @@ def test_only_the_uploader_and_admins_release_a_held_image(client, held_image, w
     )
     assert response.status_code == status
     held_image.refresh_from_db()
+    assert (held_image.status == ImageStatus.MASKING) == (status == 200)
+    run_pipeline_inline()  # the mask_image task
+    held_image.refresh_from_db()
     assert (held_image.status == ImageStatus.RELEASED) == (status == 200)
 
 
