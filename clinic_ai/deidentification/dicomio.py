@@ -29,10 +29,8 @@ import copy
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
-from pathlib import Path
 from typing import BinaryIO
 
 from pydicom import dcmread, dcmwrite
@@ -48,12 +46,12 @@ from pydicom.uid import UID, MediaStorageDirectoryStorage
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from .errors import InvalidInputError, NotDicomError, TruncatedDicomError, UnsupportedDicomError
+from .files import write_atomic
 
 __all__ = [
     "DicomSource",
     "read_dicom",
     "write_dicom",
-    "write_bytes",
     "dicom_to_bytes",
     "check_dataset_complete",
     "check_image_data",
@@ -424,22 +422,4 @@ def _delegate(buf: bytearray, elem, implicit: bool, little: bool, encodings) -> 
 
 def write_dicom(ds: Dataset, dst_path: str | os.PathLike) -> None:
     """Write ``ds`` to ``dst_path`` atomically (temp file in the same directory + rename)."""
-    write_bytes(dicom_to_bytes(ds), dst_path)
-
-
-def write_bytes(data: bytes, dst_path: str | os.PathLike) -> None:
-    """Write ``data`` to ``dst_path`` atomically and durably (temp file, fsync, rename)."""
-    dst = Path(dst_path)
-    fd, tmp = tempfile.mkstemp(prefix=".deid-", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(dicom_to_bytes(ds), dst_path)

@@ -286,6 +286,21 @@ class _Walker:
         else:
             self.audit[("clean:unchanged", path)] += 1
 
+    def result(self, dataset: Dataset) -> DeidResult:
+        """What the walk did, with ``dataset`` as the output."""
+        return DeidResult(
+            dataset=dataset,
+            options=self.options,
+            removed=self.counts["removed"],
+            emptied=self.counts["emptied"],
+            replaced=self.counts["replaced"],
+            cleaned=self.counts["cleaned"],
+            uids_mapped=self.counts["uids_mapped"],
+            dates_shifted=self.counts["dates_shifted"],
+            private_removed=self.counts["private_removed"],
+            acted_on=self.audit_lines(),
+        )
+
     def audit_lines(self) -> tuple[ActedOn, ...]:
         return tuple(
             ActedOn(action=a, path=p, count=n) for (a, p), n in sorted(self.audit.items(), key=lambda kv: kv[0][::-1])
@@ -394,18 +409,7 @@ def deidentify_dataset(
     out.PatientID = patient_pseudonym
     _set_markers(out, options)
     out.file_meta = _file_meta(ds, out, walker)
-    return DeidResult(
-        dataset=out,
-        options=options,
-        removed=walker.counts["removed"],
-        emptied=walker.counts["emptied"],
-        replaced=walker.counts["replaced"],
-        cleaned=walker.counts["cleaned"],
-        uids_mapped=walker.counts["uids_mapped"],
-        dates_shifted=walker.counts["dates_shifted"],
-        private_removed=walker.counts["private_removed"],
-        acted_on=walker.audit_lines(),
-    )
+    return walker.result(out)
 
 
 def deidentify_file(

@@ -646,19 +646,7 @@ def deidentify_bytes(
 
     parsed = parse_part10(output)
     released = _as_dataset(parsed, pixel_view=True)
-    result = DeidResult(
-        dataset=released,
-        options=options,
-        removed=walker.counts["removed"],
-        emptied=walker.counts["emptied"],
-        replaced=walker.counts["replaced"],
-        cleaned=walker.counts["cleaned"],
-        uids_mapped=walker.counts["uids_mapped"],
-        dates_shifted=walker.counts["dates_shifted"],
-        private_removed=walker.counts["private_removed"],
-        acted_on=walker.audit_lines(),
-    )
-    return FastResult(data=output, result=result, source=source, pseudonym=pseudonym, parsed=parsed)
+    return FastResult(data=output, result=walker.result(released), source=source, pseudonym=pseudonym, parsed=parsed)
 
 
 def validate_bytes(

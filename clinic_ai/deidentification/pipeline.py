@@ -7,8 +7,8 @@ must be held for a person to mask burned-in text, or is rejected, with a reason 
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw, ImageOps
 
-from .dicomio import read_dicom, write_bytes, write_dicom
+from .dicomio import read_dicom, write_dicom
 from .engine import deidentify_dataset
 from .errors import DeidentificationError
 from .fastpath import Fallback, FastResult, deidentify_bytes, validate_bytes
+from .files import write_atomic
 from .options import DeidOptions
 from .pixels import Box, apply_pixel_mask, burned_in_text_reason
 from .pseudonyms import date_shift_days as shift_for
@@ -155,7 +156,7 @@ def process_dicom(
             validate_released(dst, expected_pseudonym=pseudonym)
         elif fast is not None:
             validate_bytes(fast.data, expected_pseudonym=pseudonym, parsed=fast.parsed, dataset=fast.result.dataset)
-            write_bytes(fast.data, dst)
+            write_atomic(fast.data, dst)
         else:
             write_dicom(ds, dst)
             validate_released(dst, expected_pseudonym=pseudonym)
@@ -210,15 +211,15 @@ def apply_mask(src: Path, dst: Path, *, kind: str, boxes: Sequence[Box], expecte
         draw.rectangle(
             [x0, y0, x1 - 1, y1 - 1], fill=0 if picture.mode in ("L", "I", "1", "P") else (0,) * len(picture.getbands())
         )
-    tmp = Path(dst).with_name(f".mask-{os.getpid()}-{Path(dst).name}")
+    buffer = io.BytesIO()
     # No metadata is carried over: Pillow writes only what it is given.
     if kind == "png":
-        picture.save(tmp, format="PNG")
+        picture.save(buffer, format="PNG")
     else:
         picture.convert("RGB" if picture.mode not in ("L", "RGB") else picture.mode).save(
-            tmp, format="JPEG", quality=95
+            buffer, format="JPEG", quality=95
         )
-    os.replace(tmp, dst)
+    write_atomic(buffer.getvalue(), dst)
 
 
 def oriented_size(path: Path, kind: str) -> tuple[int, int]:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from .errors import UnsupportedRasterError
+from .files import write_atomic
 
 __all__ = ["RasterStripResult", "strip_raster_metadata", "strip_raster_bytes"]
 
@@ -411,18 +411,5 @@ def strip_raster_metadata(src_path: str | os.PathLike, dst_path: str | os.PathLi
     """
     data = Path(src_path).read_bytes()
     out, result = strip_raster_bytes(data)
-    dst = Path(dst_path)
-    fd, tmp = tempfile.mkstemp(prefix=".strip-", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(out)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(out, dst_path)
     return result

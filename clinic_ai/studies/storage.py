@@ -54,6 +54,8 @@ def atomic_copy(src: Path, dst: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
             shutil.copyfileobj(inp, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())  # durable before the quarantined original is purged
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,6 +16,8 @@
 (() => {
   "use strict";
 
+  const { el, safeUrl, csrfToken } = window.clinicCommon; // static/js/common.js
+
   const MIN_SIZE = 2; // image pixels
   const MAX_BOXES = 200; // the server refuses more
   const DRAG_THRESHOLD = 3; // CSS pixels before a press becomes a drag
@@ -68,31 +70,6 @@
   // ---------------------------------------------------------------- helpers
 
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  /** Only http(s) or same-origin relative URLs from the server are followed or fetched. */
-  function safeUrl(value) {
-    if (typeof value !== "string" || value === "") return null;
-    try {
-      const url = new URL(value, window.location.href);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (err) {
-      return null;
-    }
-  }
-
-  function csrfToken() {
-    const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
-    if (input && input.value) return input.value;
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
 
   function showError(message) {
     if (!ui.error) return;

@@ -14,6 +14,8 @@
 (() => {
   "use strict";
 
+  const { el, safeUrl, csrfToken } = window.clinicCommon; // static/js/common.js
+
   const CONCURRENCY = 3;
   const POLL_INTERVAL_MS = 1500;
   const POLL_ERROR_DELAY_MS = 3000;
@@ -97,13 +99,6 @@
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
   const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   function formatBytes(bytes) {
     if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return "";
@@ -119,24 +114,6 @@
 
   function plural(n, one, many) {
     return `${n} ${n === 1 ? one : many}`;
-  }
-
-  /** Only http(s) or same-origin relative URLs from the server are put into href/src. */
-  function safeUrl(value) {
-    if (typeof value !== "string" || value === "") return null;
-    try {
-      const url = new URL(value, window.location.href);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (err) {
-      return null;
-    }
-  }
-
-  function csrfToken() {
-    const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
-    if (input && input.value) return input.value;
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
   }
 
   function parseJSON(text) {
