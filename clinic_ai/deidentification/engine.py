@@ -32,8 +32,9 @@ from pydicom.valuerep import PersonName
 
 from .annex_e import TABLE_SOURCE
 from .descriptors import clean_descriptor
-from .dicomio import check_supported, element_vr, read_dicom, write_dicom
+from .dicomio import check_supported, dicom_to_bytes, element_vr, read_dicom
 from .errors import InvalidInputError, UnsupportedDicomError
+from .files import write_atomic
 from .options import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, DeidOptions
 from .policy import Action, Decision, basic_decision, decide, dummy_value, tag_label
 from .pseudonyms import PatientIdentity
@@ -139,13 +140,9 @@ class _Walker:
         self.counts: Counter[str] = Counter()
         self.audit: Counter[tuple[str, str]] = Counter()
         self._uid_cache: dict[str, str] = {}
-        self._decisions: dict[tuple[int, str], Decision] = {}
 
     def decide(self, tag: int, vr: str) -> Decision:
-        decision = self._decisions.get((tag, vr))
-        if decision is None:
-            decision = self._decisions[(tag, vr)] = decide(tag, vr, self.options)
-        return decision
+        return decide(tag, vr, self.options)  # cached by policy.decide
 
     # -- bookkeeping -------------------------------------------------------
     def note(self, counter: str, action: str, path: str, n: int = 1) -> None:
@@ -431,9 +428,9 @@ def deidentify_file(
     derive_patient_identity(ds, secret=..., project_key=...)``), so the
     file is read once.
 
-    With ``validate`` (default) the written file is re-read and checked by
-    :func:`validation.validate_released`; on failure it is deleted and
-    :class:`ReleaseValidationError` is raised.
+    With ``validate`` (default) the serialised output is re-read and checked by
+    :func:`validation.validate_released` before it is written; on failure
+    nothing is written and :class:`ReleaseValidationError` is raised.
     """
     if identity is not None and (patient_pseudonym is not None or date_shift_days is not None):
         raise TypeError("give either identity or patient_pseudonym/date_shift_days, not both")
@@ -451,16 +448,10 @@ def deidentify_file(
         patient_pseudonym=patient_pseudonym,
         date_shift_days=date_shift_days,
     )
-    write_dicom(result.dataset, dst_path)
+    data = dicom_to_bytes(result.dataset)
     if validate:
         from .validation import validate_released
 
-        try:
-            validate_released(dst_path, expected_pseudonym=patient_pseudonym)
-        except BaseException:
-            try:
-                os.unlink(dst_path)
-            except FileNotFoundError:
-                pass
-            raise
+        validate_released(data, expected_pseudonym=patient_pseudonym)  # before anything is written
+    write_atomic(data, dst_path)
     return result

@@ -371,7 +371,7 @@ _pack_short = struct.Struct("<H").pack
 
 
 _MAX_PLANS = 20_000
-_PLANS: dict[tuple[DeidOptions, bool], dict[tuple[int, str | None, bool], tuple]] = {}
+_PLANS: dict[tuple[DeidOptions, bool], dict[tuple[int, str | None, bool, bool], tuple]] = {}
 
 
 class _FastWalker:
@@ -390,7 +390,8 @@ class _FastWalker:
         plans, plan_for = self._plans, self._plan
         for elem in elements:
             tag = elem.tag
-            key = (tag, elem.vr, elem.items is None)
+            # The decision VR of an explicit UN depends on its length too (see _decision_vr).
+            key = (tag, elem.vr, elem.items is None, elem.vr == "UN" and len(elem.value or b"") < 0xFFFF)
             plan = plans.get(key) or plan_for(key, elem)
             kind = plan[0]
             if kind is _COPY:
@@ -435,7 +436,7 @@ class _FastWalker:
                 out.append((tag, chunk))
         return out
 
-    def _plan(self, key: tuple[int, str | None, bool], elem: _Elem) -> tuple:
+    def _plan(self, key: tuple[int, str | None, bool, bool], elem: _Elem) -> tuple:
         """What to do with elements like ``elem`` (same tag, VR as read, sequence or not)."""
         walker, tag = self.walker, elem.tag
         early = walker.decide(tag, "")
@@ -556,9 +557,6 @@ class FastResult:
     result: DeidResult
     """Counts and audit; ``result.dataset`` is the output's top level, decoded on access, with its
     PixelData a memoryview of ``data`` (to decode pixels, read ``data``)."""
-    source: Dataset
-    """The input's top level, decoded on access (patient data: never log it); its PixelData is a
-    memoryview of the input."""
     pseudonym: str
     parsed: Part10
     """This module's parse of ``data``."""
@@ -646,7 +644,7 @@ def deidentify_bytes(
 
     parsed = parse_part10(output)
     released = _as_dataset(parsed, pixel_view=True)
-    return FastResult(data=output, result=walker.result(released), source=source, pseudonym=pseudonym, parsed=parsed)
+    return FastResult(data=output, result=walker.result(released), pseudonym=pseudonym, parsed=parsed)
 
 
 def validate_bytes(

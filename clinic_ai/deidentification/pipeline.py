@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw, ImageOps
 
-from .dicomio import read_dicom, write_dicom
+from .dicomio import dicom_to_bytes, read_dicom
 from .engine import deidentify_dataset
 from .errors import DeidentificationError
 from .fastpath import Fallback, FastResult, deidentify_bytes, validate_bytes
@@ -79,9 +79,13 @@ def keys_for(ds, *, secret: bytes, project_key: str) -> tuple[str, str, int]:
 def _device(ds) -> Device | None:
     manufacturer = str(ds.get("Manufacturer", "") or "").strip()
     model = str(ds.get("ManufacturerModelName", "") or "").strip()
-    if not (manufacturer or model) or "Rows" not in ds:
+    try:
+        rows, columns = int(ds.get("Rows")), int(ds.get("Columns"))
+    except (TypeError, ValueError):
+        return None  # not an image of a known size: no device template applies
+    if not (manufacturer or model):
         return None
-    return Device(manufacturer=manufacturer[:64], model=model[:64], rows=int(ds.Rows), columns=int(ds.Columns))
+    return Device(manufacturer=manufacturer[:64], model=model[:64], rows=rows, columns=columns)
 
 
 def _text_boxes(detector: TextDetector | None, path: Path, kind: str) -> list[Box] | None:
@@ -140,29 +144,27 @@ def process_dicom(
                 original, options=options, uid_secret=uid_secret, patient_pseudonym=pseudonym, date_shift_days=shift
             )
     except DeidentificationError as exc:
-        return Outcome(status="rejected", reason=_reason(exc))
+        return Outcome(status="rejected", reason=rejection_reason(exc))
     ds = result.dataset
     audit = result.to_audit_dict()
     audit.pop("acted_on", None)  # keyword paths: useful in tests, noise in the audit trail
     device = _device(ds)
     header_reason = burned_in_text_reason(ds)
     template = template_for(device) if device is not None else None
+    # Every output is validated before it is written: nothing unchecked ever sits at `dst`.
     try:
         if template:
-            if fast is not None:
-                ds = read_dicom(fast.data)
-            ds = apply_pixel_mask(ds, list(template))
-            write_dicom(ds, dst)
-            validate_released(dst, expected_pseudonym=pseudonym)
+            data = dicom_to_bytes(apply_pixel_mask(read_dicom(fast.data) if fast is not None else ds, list(template)))
+            validate_released(data, expected_pseudonym=pseudonym)
         elif fast is not None:
-            validate_bytes(fast.data, expected_pseudonym=pseudonym, parsed=fast.parsed, dataset=fast.result.dataset)
-            write_atomic(fast.data, dst)
+            data = fast.data
+            validate_bytes(data, expected_pseudonym=pseudonym, parsed=fast.parsed, dataset=fast.result.dataset)
         else:
-            write_dicom(ds, dst)
-            validate_released(dst, expected_pseudonym=pseudonym)
+            data = dicom_to_bytes(ds)
+            validate_released(data, expected_pseudonym=pseudonym)
     except DeidentificationError as exc:
-        Path(dst).unlink(missing_ok=True)
-        return Outcome(status="rejected", reason=_reason(exc), audit=audit)
+        return Outcome(status="rejected", reason=rejection_reason(exc), audit=audit)
+    write_atomic(data, dst)
     boxes = _text_boxes(detector, Path(dst), "dicom")
     outcome = Outcome(status="released", audit=audit, device=device, masked_by_template=bool(template))
     if boxes is None:
@@ -182,7 +184,7 @@ def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Ou
     try:
         stripped = strip_raster_metadata(src, dst)
     except DeidentificationError as exc:
-        return Outcome(status="rejected", reason=_reason(exc))
+        return Outcome(status="rejected", reason=rejection_reason(exc))
     audit = {
         "format": stripped.format,
         "metadata_removed": list(stripped.removed),
@@ -199,9 +201,9 @@ def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Ou
 def apply_mask(src: Path, dst: Path, *, kind: str, boxes: Sequence[Box], expected_pseudonym: str | None = None) -> None:
     """Mask `boxes` (image pixel coordinates, every frame) of a de-identified file into `dst`."""
     if kind == "dicom":
-        ds = apply_pixel_mask(read_dicom(src), list(boxes))
-        write_dicom(ds, dst)
-        validate_released(dst, expected_pseudonym=expected_pseudonym)
+        data = dicom_to_bytes(apply_pixel_mask(read_dicom(src), list(boxes)))
+        validate_released(data, expected_pseudonym=expected_pseudonym)
+        write_atomic(data, dst)
         return
     with Image.open(src) as opened:
         picture = ImageOps.exif_transpose(opened)
@@ -235,5 +237,5 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
-def _reason(exc: DeidentificationError) -> str:
+def rejection_reason(exc: DeidentificationError) -> str:
     return _sentence(f"De-identification failed: {exc}")

@@ -179,7 +179,7 @@ def apply_pixel_mask(ds: Dataset, boxes: SequenceABC[Box]) -> Dataset:
         checked = _checked_boxes(boxes, rows, cols)
         arr, photometric = decode_frames(ds)
         if photometric not in _SETTABLE_PHOTOMETRIC:
-            raise PixelMaskError(f"cannot re-encode photometric interpretation {photometric[:16]!r}")
+            raise PixelMaskError("cannot re-encode this photometric interpretation")
         if arr.dtype not in (np.uint8, np.uint16, np.int8, np.int16):
             raise PixelMaskError(f"cannot re-encode pixel data of type {arr.dtype}")
         if not arr.flags.writeable:

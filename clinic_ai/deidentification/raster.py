@@ -6,8 +6,9 @@ copied, not decoded - so pixels are untouched and nothing is recompressed:
 PNG
     The chunk stream is filtered against an allow-list: the critical chunks,
     colour/geometry chunks (tRNS, gAMA, cHRM, sRGB, iCCP, sBIT, bKGD, pHYs,
-    hIST, sPLT, cICP, mDCV, cLLI) and APNG animation chunks. Everything else
-    goes: tEXt, zTXt, iTXt, eXIf, tIME and any unknown ancillary or private
+    hIST, cICP, mDCV, cLLI) and APNG animation chunks. Everything else
+    goes: tEXt, zTXt, iTXt, eXIf, tIME, sPLT (its palette name is free text),
+    and any unknown ancillary or private
     chunk. An unknown *critical* chunk makes the file unsupported (it cannot be
     dropped safely). CRCs are verified; data after IEND is dropped. The iCCP
     profile *name* (free text) is replaced by "ICC Profile"; the profile is kept.
@@ -72,7 +73,6 @@ _PNG_KEEP: Final = frozenset(
         b"bKGD",
         b"pHYs",
         b"hIST",
-        b"sPLT",
         b"cICP",
         b"mDCV",
         b"cLLI",

@@ -1,21 +1,15 @@
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from clinic_ai.accounts.models import Role, User
-from clinic_ai.accounts.selectors import projects_for_user
+from clinic_ai.accounts.models import User
 from clinic_ai.studies.models import Image, ImageStatus
-from clinic_ai.studies.selectors import can_see_quarantine, get_image_for_user
+from clinic_ai.studies.selectors import can_see_quarantine, get_image_for_user, images_visible_to
 
 
 def held_images_for_user(user: User) -> QuerySet[Image]:
-    """The "needs masking" queue: held images the user uploaded, or held in projects they administer
-    (with those being masked by a worker right now)."""
-    projects = projects_for_user(user)
-    held = Image.objects.filter(status__in=[ImageStatus.HELD, ImageStatus.MASKING], project__in=projects)
-    if not user.is_site_admin:
-        held = held.filter(
-            Q(uploaded_by=user) | Q(project__memberships__user=user, project__memberships__role=Role.ADMIN)
-        ).distinct()
-    return held.select_related("project", "study").order_by("created")
+    """The "needs masking" queue: the held images the user may see (their uploads, or all of a
+    project they administer), with those a worker is masking right now."""
+    held = images_visible_to(user).filter(status__in=[ImageStatus.HELD, ImageStatus.MASKING])
+    return held.select_related("project").order_by("created")
 
 
 def get_held_image_for_user(user: User, image_id) -> Image:

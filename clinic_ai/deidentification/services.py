@@ -79,10 +79,20 @@ def dicom_filing_identity(*, project: Project, path: Path, study_uid: str, serie
     """New UIDs and the shifted study date for the Study/Series/Image rows, and the patient link.
 
     The rows never hold an original UID or date: they carry the values the released file will have.
+    A file whose patient cannot be told apart from others is rejected (:class:`imaging.RejectedFile`).
     """
-    header = pydicom.dcmread(path, stop_before_pixels=True)
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        key, pseudonym, shift = pipeline.keys_for(
+            header, secret=patient_secret_for(project), project_key=str(project.pk)
+        )
+    except DeidentificationError as exc:
+        raise imaging.RejectedFile(pipeline.rejection_reason(exc)) from None
+    except Exception as exc:  # pydicom's messages can quote header values: keep only the type
+        raise imaging.RejectedFile(
+            f"The DICOM header could not be read to identify the patient ({type(exc).__name__})."
+        ) from None
     profile = profile_for(project)
-    key, pseudonym, shift = pipeline.keys_for(header, secret=patient_secret_for(project), project_key=str(project.pk))
     uid_secret = uid_secret_for(project)
     shifted: date | None = None
     if study_date is not None and profile.retain_modified_dates:
@@ -138,7 +148,7 @@ def detect_text(path: Path, kind: str) -> list[Box]:
         raise pipeline.TextCheckFailed(exc.reason) from None
     width, height = _image_size(path, kind)
     try:
-        found = find_text_regions(picture)
+        found = find_text_regions(picture, timeout=settings.OCR_TIMEOUT)
     except OcrUnavailable:
         raise pipeline.TextCheckFailed("OCR unavailable") from None
     sx, sy = width / picture.width, height / picture.height
@@ -295,7 +305,9 @@ def _release(image: Image, *, actor: User | None = None) -> None:
     from clinic_ai.studies.tasks import render_image_preview
 
     image_id = str(image.pk)
-    transaction.on_commit(lambda: ([storage.purge(p) for p in purged], render_image_preview.delay(image_id)))
+    transaction.on_commit(lambda: render_image_preview.delay(image_id))
+    for path in purged:
+        transaction.on_commit(lambda p=path: storage.purge(p))
 
 
 def quarantine_purge_expired(*, now=None) -> int:
@@ -305,7 +317,7 @@ def quarantine_purge_expired(*, now=None) -> int:
     count = 0
     for image in Image.objects.filter(status=ImageStatus.RELEASED, released_at__lte=cutoff).exclude(quarantine_path=""):
         with transaction.atomic():
-            locked = Image.objects.select_for_update().get(pk=image.pk)
+            locked = Image.objects.select_for_update(of=("self",)).select_related("project").get(pk=image.pk)
             if not locked.quarantine_path:
                 continue
             path = storage.quarantine_path(locked.quarantine_path)

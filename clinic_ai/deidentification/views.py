@@ -4,9 +4,10 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
@@ -14,6 +15,7 @@ from clinic_ai.core.models import AuditEvent
 from clinic_ai.core.services import audit_record
 from clinic_ai.deidentification import services
 from clinic_ai.deidentification.forms import DeidProfileForm
+from clinic_ai.deidentification.pipeline import Device
 from clinic_ai.deidentification.selectors import get_held_image_for_user, held_images_for_user
 from clinic_ai.studies import imaging
 from clinic_ai.studies.models import ImageStatus
@@ -35,7 +37,7 @@ def image_mask(request, image_id):
     width, height = services.held_image_size(image)
     device = None
     if image.kind == "dicom" and (image.device_manufacturer or image.device_model):
-        device = f"{image.device_manufacturer} {image.device_model}".strip() + f" · {width}×{height}"
+        device = Device(image.device_manufacturer, image.device_model, rows=height, columns=width).label
     config = {
         "image_width": width,
         "image_height": height,
@@ -66,7 +68,10 @@ def image_mask_source(request, image_id):
     image = get_held_image_for_user(request.user, image_id)
     if image.status != ImageStatus.HELD:
         return HttpResponse(status=404)
-    return _png(services.held_image_preview(user=request.user, image=image))
+    try:
+        return _png(services.held_image_preview(user=request.user, image=image))
+    except imaging.RejectedFile:
+        raise Http404("This image cannot be shown") from None
 
 
 def _boxes_from(request):
@@ -114,6 +119,7 @@ def image_mask_release(request, image_id):
 
 
 @login_required
+@never_cache  # names, IDs and birth dates: not for the browser's cache
 def patient_links(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     links = services.patient_links_read(user=request.user, project=project)

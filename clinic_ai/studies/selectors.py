@@ -5,12 +5,13 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from clinic_ai.accounts.models import Role, User
-from clinic_ai.accounts.selectors import projects_for_user, require_role, role_in_project
+from clinic_ai.accounts.selectors import UPLOAD_ROLES, projects_for_user, require_role, role_in_project
 from clinic_ai.studies.models import Image, ImageStatus, Study, UploadBatch
 
 
 def images_visible_to(user: User) -> QuerySet[Image]:
-    """Released images of the user's projects, plus quarantined ones they uploaded or administer."""
+    """Released images of the user's projects, plus quarantined ones they may see (as
+    :func:`can_see_quarantine`: they administer the project, or uploaded them and may still upload)."""
     if not user.is_authenticated:
         return Image.objects.none()
     projects = projects_for_user(user)
@@ -18,14 +19,16 @@ def images_visible_to(user: User) -> QuerySet[Image]:
         return Image.objects.filter(project__in=projects)
     return Image.objects.filter(
         Q(status=ImageStatus.RELEASED)
-        | Q(uploaded_by=user)
+        | Q(uploaded_by=user, project__memberships__user=user, project__memberships__role__in=UPLOAD_ROLES)
         | Q(project__memberships__user=user, project__memberships__role=Role.ADMIN),
         project__in=projects,
     ).distinct()
 
 
 def can_see_quarantine(user: User, image: Image) -> bool:
-    return image.uploaded_by_id == user.pk or role_in_project(user, image.project) == Role.ADMIN
+    """Project admins, and the uploader while they may still upload to the project."""
+    role = role_in_project(user, image.project)
+    return role == Role.ADMIN or (role in UPLOAD_ROLES and image.uploaded_by_id == user.pk)
 
 
 def get_image_for_user(user: User, image_id) -> Image:

@@ -147,7 +147,11 @@ def uploads_abandoned_purge(*, now=None) -> int:
         "pk", flat=True
     ):
         with transaction.atomic():
-            upload = UploadedFile.objects.select_for_update().select_related("batch").get(pk=upload_id)
+            upload = (
+                UploadedFile.objects.select_for_update(of=("self",))
+                .select_related("batch", "batch__project", "batch__uploaded_by")
+                .get(pk=upload_id)
+            )
             if upload.status != UploadStatus.RECEIVING:
                 continue
             _reject(upload, "The upload of this file was not finished; send it again.")
@@ -163,7 +167,7 @@ def upload_names_erase_expired(*, now=None) -> int:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.UPLOAD_NAME_RETENTION_HOURS)
-    batches = UploadBatch.objects.filter(finished_at__lte=cutoff, names_erased_at=None)
+    batches = UploadBatch.objects.filter(finished_at__lte=cutoff, names_erased_at=None).select_related("project")
     count = 0
     for batch in batches:
         with transaction.atomic():

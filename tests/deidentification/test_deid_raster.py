@@ -199,3 +199,13 @@ def test_corrupt_png_crc_is_rejected() -> None:
     data[idat + 6] ^= 0xFF
     with pytest.raises(UnsupportedRasterError, match="checksum"):
         strip_raster_bytes(bytes(data))
+
+
+def test_png_suggested_palette_names_are_removed() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    at = png.index(b"IDAT") - 4
+    splt = _png_chunk(b"sPLT", b"Jane Doe MRN 4711\x00" + b"\x08" + b"\x00\x00\x00\xff\x00\x01")
+    out, result = strip_raster_bytes(png[:at] + splt + png[at:])
+    assert b"Jane Doe" not in out and b"sPLT" not in out and result.removed

@@ -297,3 +297,66 @@ def test_a_sop_class_uid_with_junk_is_written_as_pydicom_reads_it(junk: bytes) -
     at = data.index(b"\x08\x00\x16\x00UI", 132) + 8  # SOPClassUID in the dataset, not the file meta
     data[at : at + 1] = junk
     assert _compare(bytes(data), DeidOptions()) == "same"
+
+
+def _text_sr(**elements) -> bytes:
+    """A small Basic Text SR (no pixels) with the given extra elements: DataElement or keyword=value."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.77"
+    ds.PatientID = "MRN-SR-1"
+    for keyword, value in elements.items():
+        if isinstance(value, pydicom.DataElement):
+            ds.add(value)
+        else:
+            setattr(ds, keyword, value)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_an_explicit_un_is_decided_by_its_own_length_whatever_came_before() -> None:
+    # pydicom reads a UN of a known tag as its dictionary VR only below 64 KiB; the fast path's
+    # decisions are cached across files, so a long one first must not decide for a short one.
+    long_un = _text_sr(EvaluatorName=pydicom.DataElement(0x00142006, "UN", b"A" * 0x10000))
+    # pydicom writes a short UN of a known tag with its dictionary VR: rewrite that header as UN.
+    short_un = _text_sr(EvaluatorName="DOE^JOHN").replace(
+        b"\x14\x00\x06\x20PN\x08\x00", b"\x14\x00\x06\x20UN\x00\x00\x08\x00\x00\x00"
+    )
+    assert parse_part10(long_un).elements[-1].vr == parse_part10(short_un).elements[-1].vr == "UN"
+    from clinic_ai.deidentification import fastpath
+
+    fastpath._PLANS.clear()
+    alone = _fast_path(short_un, DeidOptions())
+    assert _compare(long_un, DeidOptions()) == "same"
+    after_long = _fast_path(short_un, DeidOptions())
+    assert not isinstance(alone, Exception) and after_long == alone
+    assert _compare(short_un, DeidOptions()) == "same"
+
+
+@pytest.mark.parametrize("extra", [{"Rows": 64}, {"Rows": None, "Columns": None}], ids=["rows-only", "empty-size"])
+def test_a_device_without_a_usable_size_is_no_template_device(tmp_path, extra) -> None:
+    from .corpus import PATIENT_SECRET, PROJECT_KEY
+
+    src, dst = tmp_path / "sr.dcm", tmp_path / "out.dcm"
+    src.write_bytes(_text_sr(Manufacturer="ACME", **extra))
+    outcome = process_dicom(
+        src,
+        dst,
+        options=DeidOptions(),
+        uid_secret=UID_SECRET,
+        patient_secret=PATIENT_SECRET,
+        project_key=PROJECT_KEY,
+        template_for=lambda device: pytest.fail("no device should be looked up"),
+        detector=None,
+    )
+    # An outcome, not an exception: with Rows and Columns both present (empty), the file claims to
+    # be an image without pixel data and is rejected for that; with Rows alone it is released.
+    assert (outcome.status, outcome.device) == (("rejected", None) if "Columns" in extra else ("released", None))

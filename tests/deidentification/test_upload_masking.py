@@ -383,3 +383,19 @@ def test_a_mask_that_cannot_be_applied_holds_the_image_again(client, project, ra
     assert image.status == ImageStatus.HELD and image.mask_request is None
     assert image.hold_reason.startswith("The image could not be masked")
     assert AuditEvent.objects.filter(action="image.mask_failed", object_id=str(image.pk)).exists()
+
+
+def test_a_dicom_whose_patient_cannot_be_identified_is_rejected_not_stuck(client, project, radiologist):
+    ds = pydicom.dcmread(io.BytesIO(build_file("ct").data))
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID"):
+        delattr(ds, keyword)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    client.force_login(radiologist)
+    upload_through_api(client, project, {"anonymous.dcm": buffer.getvalue()})
+    run_pipeline_inline()
+    upload = UploadedFile.objects.get()
+    assert upload.status == "rejected", upload.status
+    assert "patient" in upload.reason.lower()
+    assert not storage.quarantine_path(storage.upload_relative_path(upload.pk)).exists()
+    assert not PatientLink.objects.exists()

@@ -111,3 +111,20 @@ def test_only_admins_change_the_deidentification_options(client, project, who, s
 
     profile = profile_for(project)
     assert profile.clean_descriptors == (status == 302)
+
+
+def test_an_uploader_moved_to_clinician_no_longer_sees_or_releases_their_held_image(client, held_image, radiologist):
+    from clinic_ai.accounts.models import Membership
+
+    Membership.objects.filter(user=radiologist, project=held_image.project).update(role=Role.CLINICIAN)
+    client.force_login(radiologist)
+    assert client.get(reverse("deidentification:image_mask", args=[held_image.pk])).status_code == 404
+    response = client.post(
+        reverse("deidentification:image_mask_release", args=[held_image.pk]),
+        data=json.dumps({"boxes": [[0, 0, 100, 40]]}),
+        content_type="application/json",
+    )
+    assert response.status_code == 404
+    assert str(held_image.pk)[:8] not in client.get(reverse("deidentification:held_list")).content.decode()
+    held_image.refresh_from_db()
+    assert held_image.status == ImageStatus.HELD
