@@ -43,7 +43,7 @@ from pydicom.filewriter import write_data_element, write_dataset, write_file_met
 from pydicom.hooks import hooks
 from pydicom.hooks import raw_element_vr as _default_raw_element_vr
 from pydicom.uid import UID, MediaStorageDirectoryStorage
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from .errors import InvalidInputError, NotDicomError, TruncatedDicomError, UnsupportedDicomError
 from .files import write_atomic
@@ -154,6 +154,14 @@ def check_image_data(ds: Dataset) -> None:
     if not has_pixels and (("Rows" in ds and "Columns" in ds) or _is_image_class(str(ds.get("SOPClassUID", "")))):
         raise TruncatedDicomError("DICOM input is truncated or incomplete: an image without pixel data")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if 0x7FE00010 in ds and ts is not None and UID(ts).is_transfer_syntax:
+        pixel = ds.get_item(0x7FE00010)
+        encapsulated = pixel.length == _UNDEFINED if isinstance(pixel, RawDataElement) else pixel.is_undefined_length
+        if encapsulated != UID(ts).is_compressed:
+            raise UnsupportedDicomError("DICOM pixel data is not encoded as its transfer syntax says")
+        value = pixel.value if isinstance(pixel, RawDataElement) else None
+        if encapsulated and value is not None and bytes(value[:4]) != b"\xfe\xff\x00\xe0":
+            raise TruncatedDicomError("DICOM input is damaged: its compressed pixel data does not start with an item")
     if 0x7FE00010 in ds and ts is not None and not UID(ts).is_compressed:
         expected = _native_pixel_bytes_expected(ds)
         pixel = ds.get_item(0x7FE00010)
@@ -181,6 +189,9 @@ def element_vr(ds: Dataset, raw: RawDataElement) -> str:
     return str(data["VR"])
 
 
+_KNOWN_VRS = frozenset(v.value for v in VR)
+
+
 def _parse_structure(ds: Dataset, problems: list[str]) -> None:
     """Parse every sequence (recursively) and check raw lengths, without decoding other values."""
     for tag in list(ds.keys()):
@@ -190,6 +201,8 @@ def _parse_structure(ds: Dataset, problems: list[str]) -> None:
                 problems.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
                 continue
             vr = element_vr(ds, item)
+            if vr not in _KNOWN_VRS:  # pydicom would fail on it later, wherever it is first read
+                raise InvalidInputError("DICOM input has undecodable elements", detail="VR")
             if vr == "SQ":
                 item = ds[tag]  # parses the items; their elements stay raw
             else:
@@ -239,9 +252,9 @@ def read_dicom(source: DicomSource, *, decode_values: bool = True) -> FileDatase
                 text = str(warning.message).lower()
                 if any(hint in text for hint in _TRUNCATION_HINTS) and "explicit vr" not in text:
                     raise TruncatedDicomError("DICOM input is truncated (missing delimiter or data)")
-            check_dataset_complete(ds)
-            _check_tail(ds, _source_size(fp))
-            try:
+            try:  # any other exception below: a value pydicom cannot decode
+                check_dataset_complete(ds)
+                _check_tail(ds, _source_size(fp))
                 if decode_values:
                     _convert_all(ds)
                 else:
@@ -255,7 +268,12 @@ def read_dicom(source: DicomSource, *, decode_values: bool = True) -> FileDatase
                 raise
             except Exception as exc:
                 raise InvalidInputError("DICOM input has undecodable elements", detail=type(exc).__name__) from None
-        check_supported(ds)
+        try:
+            check_supported(ds)
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            raise InvalidInputError("DICOM input has undecodable elements", detail=type(exc).__name__) from None
         return ds
     finally:
         if close:

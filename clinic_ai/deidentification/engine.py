@@ -343,7 +343,7 @@ def _file_meta(src: Dataset, out: Dataset, walker: _Walker) -> FileMetaDataset:
     src_meta = getattr(src, "file_meta", None) or FileMetaDataset()
     ts = src_meta.get("TransferSyntaxUID", None)
     if ts is None:
-        pixel = src.get("PixelData", None)
+        pixel = src.data_element("PixelData")
         if pixel is not None and pixel.is_undefined_length:
             raise UnsupportedDicomError("encapsulated pixel data without a transfer syntax")
         ts = ExplicitVRLittleEndian

@@ -148,6 +148,7 @@ def process_dicom(
     ds = result.dataset
     audit = result.to_audit_dict()
     audit.pop("acted_on", None)  # keyword paths: useful in tests, noise in the audit trail
+    audit["path"] = "fast" if fast is not None else "pydicom"
     device = _device(ds)
     header_reason = burned_in_text_reason(ds)
     template = template_for(device) if device is not None else None

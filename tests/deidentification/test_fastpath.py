@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from clinic_ai.deidentification import DeidOptions, ReleaseValidationError, validate_released
 from clinic_ai.deidentification.dicomio import dicom_to_bytes, read_dicom
 from clinic_ai.deidentification.engine import deidentify_dataset
+from clinic_ai.deidentification.errors import DeidentificationError
 from clinic_ai.deidentification.fastpath import Fallback, deidentify_bytes, parse_part10, validate_bytes
 from clinic_ai.deidentification.pipeline import process_dicom
 
@@ -66,7 +67,8 @@ def _identity(ds: Dataset) -> tuple[str, int]:
 
 
 def _pydicom_path(data: bytes, options: DeidOptions):
-    """What `read_dicom` + `deidentify_dataset` + `dicom_to_bytes` give: (bytes, audit) or the exception."""
+    """What `read_dicom` + `deidentify_dataset` + `dicom_to_bytes` give: (bytes, audit), or the
+    refusal. Any other exception is a defect and fails the test."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -76,7 +78,7 @@ def _pydicom_path(data: bytes, options: DeidOptions):
                 src, options=options, uid_secret=UID_SECRET, patient_pseudonym=pseudonym, date_shift_days=shift
             )
             return dicom_to_bytes(result.dataset), result.to_audit_dict()
-    except Exception as exc:  # noqa: BLE001 - any refusal counts
+    except DeidentificationError as exc:
         return exc
 
 
@@ -86,7 +88,7 @@ def _fast_path(data: bytes, options: DeidOptions):
             warnings.simplefilter("ignore")
             fast = deidentify_bytes(data, options=options, uid_secret=UID_SECRET, identity=_identity)
             return fast.data, fast.result.to_audit_dict()
-    except Exception as exc:  # noqa: BLE001 - Fallback, or the identity callable's refusal
+    except (Fallback, DeidentificationError) as exc:  # left to pydicom, or the identity callable's refusal
         return exc
 
 
@@ -360,3 +362,36 @@ def test_a_device_without_a_usable_size_is_no_template_device(tmp_path, extra) -
     # An outcome, not an exception: with Rows and Columns both present (empty), the file claims to
     # be an image without pixel data and is rejected for that; with Rows alone it is released.
     assert (outcome.status, outcome.device) == (("rejected", None) if "Columns" in extra else ("released", None))
+
+
+def _damaged(name: str, find: bytes, replace_with: bytes, offset: int = 0) -> bytes:
+    data = _corpus()[name]
+    at = data.index(find, 132) + offset
+    return data[:at] + replace_with + data[at + len(replace_with) :]
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        # Found by fuzzing: each of these made the pydicom path raise instead of rejecting.
+        lambda: _damaged("ct", b"\x08\x00\x80\x00LO", b"\x4c\x99", offset=4),  # an unknown VR
+        lambda: _damaged("us_j2k", b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff", b"\x00\x00\x00\x00", offset=12),
+    ],
+    ids=["unknown-vr", "damaged-fragments"],
+)
+def test_damaged_files_are_rejected_with_a_reason_not_an_exception(tmp_path, damaged) -> None:
+    from .corpus import PATIENT_SECRET, PROJECT_KEY
+
+    src, dst = tmp_path / "in.dcm", tmp_path / "out.dcm"
+    src.write_bytes(damaged())
+    outcome = process_dicom(
+        src,
+        dst,
+        options=DeidOptions(),
+        uid_secret=UID_SECRET,
+        patient_secret=PATIENT_SECRET,
+        project_key=PROJECT_KEY,
+        template_for=lambda device: None,
+        detector=None,
+    )
+    assert outcome.status == "rejected" and outcome.reason and not dst.exists()
