@@ -219,7 +219,19 @@ def deidentify_path(src: Path, dst: Path, *, kind: str, context: DeidContext) ->
 
 
 def image_deidentify(*, image_id) -> None:
-    """Quarantined -> released, held for masking, or rejected (and then removed)."""
+    """Quarantined -> released, held for masking, or rejected (and then removed).
+
+    The file work (de-identification, OCR: seconds) runs before the row is locked, so no database
+    lock is held meanwhile; the row is then locked and checked again. Its output is the same for
+    the same input, so a second worker on the same image writes the same file.
+    """
+    image = Image.objects.select_related("project").filter(pk=image_id, status=ImageStatus.QUARANTINED).first()
+    if image is None:
+        return
+    source = storage.quarantine_path(image.quarantine_path)
+    deid_relative = _deid_relative_path(image)
+    target = storage.ensure_parent(storage.quarantine_path(deid_relative))
+    outcome = deidentify_path(source, target, kind=image.kind, context=context_for_project(image.project))
     with transaction.atomic():
         image = (
             Image.objects.select_for_update(of=("self",))
@@ -227,12 +239,9 @@ def image_deidentify(*, image_id) -> None:
             .filter(pk=image_id, status=ImageStatus.QUARANTINED)
             .first()
         )
-        if image is None:
+        if image is None:  # another worker finished it meanwhile; it purged or keeps its own copy
+            _purge_unless_referenced(image_id, deid_relative)
             return
-        source = storage.quarantine_path(image.quarantine_path)
-        deid_relative = _deid_relative_path(image)
-        target = storage.ensure_parent(storage.quarantine_path(deid_relative))
-        outcome = deidentify_path(source, target, kind=image.kind, context=context_for_project(image.project))
         if outcome.status == "rejected":
             _reject_image(image, outcome.reason)
             return
@@ -256,6 +265,13 @@ def image_deidentify(*, image_id) -> None:
             )
             return
         _release(image)
+
+
+def _purge_unless_referenced(image_id, relative: str) -> None:
+    """Remove a file this worker wrote in quarantine if the image row no longer points to it."""
+    if not Image.objects.filter(pk=image_id, deid_path=relative).exists():
+        path = storage.quarantine_path(relative)
+        transaction.on_commit(lambda: storage.purge(path))
 
 
 def _reject_image(image: Image, reason: str) -> None:
@@ -404,27 +420,36 @@ def image_mask_request(*, user: User, image_id, boxes, save_template: bool, conf
 
 def image_mask_apply(*, image_id) -> None:
     """Mask a MASKING image on every frame as its reviewer asked, release it, and keep the mask
-    as its device's template if asked. If the file cannot be masked, the image is held again."""
+    as its device's template if asked. If the file cannot be masked, the image is held again.
+
+    As in :func:`image_deidentify`, the masking (every frame: seconds) runs before the row is
+    locked; the MASKING status is the claim, checked again under the lock."""
+    image = Image.objects.select_related("project").filter(pk=image_id, status=ImageStatus.MASKING).first()
+    if image is None or not image.mask_request:
+        return
+    request, deid_relative = image.mask_request, image.deid_path
+    boxes = [tuple(int(v) for v in box) for box in request.get("boxes", [])]
+    source = storage.quarantine_path(deid_relative)
+    masked_relative = deid_relative.replace("deid/", "deid/masked-", 1)
+    target = storage.quarantine_path(masked_relative)
+    failure = None
+    try:
+        width, height = held_image_size(image)
+        pipeline.apply_mask(source, target, kind=image.kind, boxes=boxes)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the image goes back to the queue
+        target.unlink(missing_ok=True)
+        if not isinstance(exc, DeidentificationError | OSError | ValueError):
+            logger.warning("Masking image %s failed (%s)", image.pk, type(exc).__name__)
+        failure = str(exc) if isinstance(exc, DeidentificationError) else "its pixels could not be rewritten"
     with transaction.atomic():
         image = Image.objects.select_for_update(of=("self",)).select_related("project").filter(pk=image_id).first()
-        if image is None or image.status != ImageStatus.MASKING or not image.mask_request:
+        if image is None or image.status != ImageStatus.MASKING or image.deid_path != deid_relative:
+            _purge_unless_referenced(image_id, masked_relative)  # another worker finished it meanwhile
             return
-        request = image.mask_request
         user = User.objects.filter(pk=request.get("user_id")).first()
-        boxes = [tuple(int(v) for v in box) for box in request.get("boxes", [])]
-        source = storage.quarantine_path(image.deid_path)
-        masked_relative = image.deid_path.replace("deid/", "deid/masked-", 1)
-        target = storage.quarantine_path(masked_relative)
-        try:
-            width, height = held_image_size(image)
-            pipeline.apply_mask(source, target, kind=image.kind, boxes=boxes)
-        except Exception as exc:  # noqa: BLE001 - whatever it was, the image goes back to the queue
-            target.unlink(missing_ok=True)
-            if not isinstance(exc, DeidentificationError | OSError | ValueError):
-                logger.warning("Masking image %s failed (%s)", image.pk, type(exc).__name__)
-            detail = str(exc) if isinstance(exc, DeidentificationError) else "its pixels could not be rewritten"
+        if failure is not None:
             image.status = ImageStatus.HELD
-            image.hold_reason = f"The image could not be masked: {detail}."[:255]
+            image.hold_reason = f"The image could not be masked: {failure}."[:255]
             image.mask_request = None
             image.save(update_fields=["status", "hold_reason", "mask_request", "modified"])
             audit_record(action="image.mask_failed", actor=user, project=image.project, obj=image)
