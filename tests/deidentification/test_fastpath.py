@@ -62,6 +62,22 @@ def _corpus() -> dict[str, bytes]:
     return {name: item.data for name, item in C.build_corpus().items()}
 
 
+def _process(src: Path, dst: Path, *, template_for=lambda device: None):
+    """The upload pipeline's DICOM step (`pipeline.process_dicom`) with the test secrets, no OCR."""
+    from .corpus import PATIENT_SECRET, PROJECT_KEY
+
+    return process_dicom(
+        src,
+        dst,
+        options=DeidOptions(),
+        uid_secret=UID_SECRET,
+        patient_secret=PATIENT_SECRET,
+        project_key=PROJECT_KEY,
+        template_for=template_for,
+        detector=None,
+    )
+
+
 def _identity(ds: Dataset) -> tuple[str, int]:
     return identity_for(ds)
 
@@ -227,21 +243,10 @@ def test_fast_validator_rejects_the_original(name: str) -> None:
 
 
 def test_the_pipeline_writes_what_the_fast_path_gives(tmp_path) -> None:
-    from .corpus import PATIENT_SECRET, PROJECT_KEY
-
     for name, data in _corpus().items():
         src, dst = tmp_path / f"{name}.dcm", tmp_path / f"{name}-out.dcm"
         src.write_bytes(data)
-        outcome = process_dicom(
-            src,
-            dst,
-            options=DeidOptions(),
-            uid_secret=UID_SECRET,
-            patient_secret=PATIENT_SECRET,
-            project_key=PROJECT_KEY,
-            template_for=lambda device: None,
-            detector=None,
-        )
+        outcome = _process(src, dst)
         assert outcome.status in ("released", "held"), (name, outcome.reason)
         slow = _pydicom_path(data, DeidOptions())
         assert not isinstance(slow, Exception)
@@ -250,22 +255,11 @@ def test_the_pipeline_writes_what_the_fast_path_gives(tmp_path) -> None:
 
 
 def test_the_pipeline_takes_the_pydicom_path_for_what_the_fast_path_leaves(tmp_path) -> None:
-    from .corpus import PATIENT_SECRET, PROJECT_KEY
-
     src, dst = tmp_path / "big-endian.dcm", tmp_path / "out.dcm"
     src.write_bytes(Path(pydicom.data.get_testdata_file("MR_small_bigendian.dcm")).read_bytes())
     with pytest.raises(Fallback):
         deidentify_bytes(src.read_bytes(), options=DeidOptions(), uid_secret=UID_SECRET, identity=_identity)
-    outcome = process_dicom(
-        src,
-        dst,
-        options=DeidOptions(),
-        uid_secret=UID_SECRET,
-        patient_secret=PATIENT_SECRET,
-        project_key=PROJECT_KEY,
-        template_for=lambda device: None,
-        detector=None,
-    )
+    outcome = _process(src, dst)
     assert outcome.status == "released", outcome.reason
     validate_released(dst)
 
@@ -345,20 +339,9 @@ def test_an_explicit_un_is_decided_by_its_own_length_whatever_came_before() -> N
 
 @pytest.mark.parametrize("extra", [{"Rows": 64}, {"Rows": None, "Columns": None}], ids=["rows-only", "empty-size"])
 def test_a_device_without_a_usable_size_is_no_template_device(tmp_path, extra) -> None:
-    from .corpus import PATIENT_SECRET, PROJECT_KEY
-
     src, dst = tmp_path / "sr.dcm", tmp_path / "out.dcm"
     src.write_bytes(_text_sr(Manufacturer="ACME", **extra))
-    outcome = process_dicom(
-        src,
-        dst,
-        options=DeidOptions(),
-        uid_secret=UID_SECRET,
-        patient_secret=PATIENT_SECRET,
-        project_key=PROJECT_KEY,
-        template_for=lambda device: pytest.fail("no device should be looked up"),
-        detector=None,
-    )
+    outcome = _process(src, dst, template_for=lambda device: pytest.fail("no device should be looked up"))
     # An outcome, not an exception: with Rows and Columns both present (empty), the file claims to
     # be an image without pixel data and is rejected for that; with Rows alone it is released.
     assert (outcome.status, outcome.device) == (("rejected", None) if "Columns" in extra else ("released", None))
@@ -380,18 +363,7 @@ def _damaged(name: str, find: bytes, replace_with: bytes, offset: int = 0) -> by
     ids=["unknown-vr", "damaged-fragments"],
 )
 def test_damaged_files_are_rejected_with_a_reason_not_an_exception(tmp_path, damaged) -> None:
-    from .corpus import PATIENT_SECRET, PROJECT_KEY
-
     src, dst = tmp_path / "in.dcm", tmp_path / "out.dcm"
     src.write_bytes(damaged())
-    outcome = process_dicom(
-        src,
-        dst,
-        options=DeidOptions(),
-        uid_secret=UID_SECRET,
-        patient_secret=PATIENT_SECRET,
-        project_key=PROJECT_KEY,
-        template_for=lambda device: None,
-        detector=None,
-    )
+    outcome = _process(src, dst)
     assert outcome.status == "rejected" and outcome.reason and not dst.exists()
