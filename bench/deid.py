@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 
 import pydicom  # noqa: E402
 
-from clinic_ai.deidentification import pipeline  # noqa: E402
-from clinic_ai.deidentification.options import DeidOptions  # noqa: E402
+from clinic_ai.deid import process as pipeline  # noqa: E402
+from clinic_ai.deid.options import DeidOptions  # noqa: E402
 from tests.deidentification.corpus import CORPUS_SOURCES, build_file  # noqa: E402
 from tests.deidentification.leakscan import collect_source_facts, scan_released  # noqa: E402
 

@@ -28,8 +28,9 @@ import sys, warnings
 warnings.simplefilter("ignore")
 sys.path.insert(0, sys.argv[3])
 from pathlib import Path
-from clinic_ai.deidentification import dicomio, engine, files, pipeline, validation
-from clinic_ai.deidentification.options import DeidOptions
+from clinic_ai.deid import dicomio, engine, files, validation
+from clinic_ai.deid import process as pipeline
+from clinic_ai.deid.options import DeidOptions
 src, dst = Path(sys.argv[2]), Path(sys.argv[2] + ".out")
 
 def status_kb(field):  # from /proc/self/status (ru_maxrss would count the parent's peak)

@@ -1,3 +1,6 @@
-from .celery import app as celery_app
+"""clinic_ai: the Django project.
 
-__all__ = ("celery_app",)
+Importing this package loads nothing: the pure libraries under it (``clinic_ai.deid``) must stay
+importable without Django or Celery. The Celery app is loaded by ``clinic_ai.core``'s AppConfig, so
+every Django process (web, worker, manage.py) has it before a task is queued.
+"""

@@ -23,12 +23,12 @@ from PIL import ImageDraw
 
 from clinic_ai.accounts.models import Project, User
 from clinic_ai.core.services import audit_record
-from clinic_ai.deidentification import pipeline
-from clinic_ai.deidentification.errors import DeidentificationError
+from clinic_ai.deid import process as pipeline
+from clinic_ai.deid.errors import DeidentificationError
+from clinic_ai.deid.options import DeidOptions
+from clinic_ai.deid.pixels import Box
+from clinic_ai.deid.uids import map_uid
 from clinic_ai.deidentification.models import DeidProfile, MaskTemplate, PatientLink
-from clinic_ai.deidentification.options import DeidOptions
-from clinic_ai.deidentification.pixels import Box
-from clinic_ai.deidentification.uids import map_uid
 from clinic_ai.studies import imaging, storage
 from clinic_ai.studies.models import Image, ImageStatus, UploadedFile, UploadStatus
 
@@ -140,7 +140,7 @@ def _template_lookup(project: Project):
 
 def detect_text(path: Path, kind: str) -> list[Box]:
     """Boxes of burned-in text, in image pixels, from a rendering of the (first) frame."""
-    from clinic_ai.deidentification.ocr import OcrUnavailable, find_text_regions
+    from clinic_ai.deid.ocr import OcrUnavailable, find_text_regions
 
     try:
         picture = imaging.render_preview(path, kind, max_size=4096)

@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
 from clinic_ai.core.models import AuditEvent
 from clinic_ai.core.services import audit_record
+from clinic_ai.deid.process import Device
 from clinic_ai.deidentification import services
 from clinic_ai.deidentification.forms import DeidProfileForm
-from clinic_ai.deidentification.pipeline import Device
 from clinic_ai.deidentification.selectors import get_held_image_for_user, held_images_for_user
 from clinic_ai.studies import imaging
 from clinic_ai.studies.models import ImageStatus

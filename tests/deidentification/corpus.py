@@ -15,7 +15,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from clinic_ai.deidentification import date_shift_days, patient_key_from_dataset, patient_pseudonym
+from clinic_ai.deid import date_shift_days, patient_key_from_dataset, patient_pseudonym
 
 # Secrets and project key used throughout the tests.
 UID_SECRET = b"uid-secret-for-tests-0123456789abcdef"

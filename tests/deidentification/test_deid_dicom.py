@@ -15,7 +15,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from clinic_ai.deidentification import (
+from clinic_ai.deid import (
     DEID_VERSION,
     IMPLEMENTATION_CLASS_UID,
     DeidOptions,

@@ -8,7 +8,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
-from clinic_ai.deidentification import (
+from clinic_ai.deid import (
     MissingPatientIdentityError,
     date_shift_days,
     derive_patient_identity,

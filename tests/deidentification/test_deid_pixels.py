@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
-from clinic_ai.deidentification import (
+from clinic_ai.deid import (
     DeidOptions,
     apply_pixel_mask,
     burned_in_text_reason,

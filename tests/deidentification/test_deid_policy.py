@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pydicom.datadict import tag_for_keyword
 
-import clinic_ai.deidentification as deid
-from clinic_ai.deidentification.annex_e import TABLE_ROW_COUNT, TABLE_SOURCE, all_rules, parse_tag, rule_for_tag
-from clinic_ai.deidentification.descriptors import clean_descriptor, is_clean_descriptor
-from clinic_ai.deidentification.options import DeidOptions
-from clinic_ai.deidentification.policy import Action, decide
-from clinic_ai.deidentification.temporal import shift_da, shift_dt
+import clinic_ai.deid as deid
+from clinic_ai.deid.annex_e import TABLE_ROW_COUNT, TABLE_SOURCE, all_rules, parse_tag, rule_for_tag
+from clinic_ai.deid.descriptors import clean_descriptor, is_clean_descriptor
+from clinic_ai.deid.options import DeidOptions
+from clinic_ai.deid.policy import Action, decide
+from clinic_ai.deid.temporal import shift_da, shift_dt
 
 DEFAULT = DeidOptions()
 CLEAN = DeidOptions(clean_descriptors=True)

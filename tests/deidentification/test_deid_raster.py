@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
-from clinic_ai.deidentification import UnsupportedRasterError, strip_raster_bytes, strip_raster_metadata
+from clinic_ai.deid import UnsupportedRasterError, strip_raster_bytes, strip_raster_metadata
 
 PLANTED = ("Jane", "Doe", "MRN55501234", "Wallaby", "Kildare", "St Mungos", "Gregory")
 

@@ -20,12 +20,12 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from clinic_ai.deidentification import DeidOptions, ReleaseValidationError, validate_released
-from clinic_ai.deidentification.dicomio import dicom_to_bytes, read_dicom
-from clinic_ai.deidentification.engine import deidentify_dataset
-from clinic_ai.deidentification.errors import DeidentificationError
-from clinic_ai.deidentification.fastpath import Fallback, deidentify_bytes, parse_part10, validate_bytes
-from clinic_ai.deidentification.pipeline import process_dicom
+from clinic_ai.deid import DeidOptions, ReleaseValidationError, validate_released
+from clinic_ai.deid.dicomio import dicom_to_bytes, read_dicom
+from clinic_ai.deid.engine import deidentify_dataset
+from clinic_ai.deid.errors import DeidentificationError
+from clinic_ai.deid.fastpath import Fallback, deidentify_bytes, parse_part10, validate_bytes
+from clinic_ai.deid.process import process_dicom
 
 from . import corpus as C
 from .corpus import UID_SECRET, identity_for
@@ -327,7 +327,7 @@ def test_an_explicit_un_is_decided_by_its_own_length_whatever_came_before() -> N
         b"\x14\x00\x06\x20PN\x08\x00", b"\x14\x00\x06\x20UN\x00\x00\x08\x00\x00\x00"
     )
     assert parse_part10(long_un).elements[-1].vr == parse_part10(short_un).elements[-1].vr == "UN"
-    from clinic_ai.deidentification import fastpath
+    from clinic_ai.deid import fastpath
 
     fastpath._PLANS.clear()
     alone = _fast_path(short_un, DeidOptions())

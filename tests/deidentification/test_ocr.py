@@ -1,4 +1,4 @@
-"""Burned-in text detection with the real Tesseract (clinic_ai.deidentification.ocr).
+"""Burned-in text detection with the real Tesseract (clinic_ai.deid.ocr).
 
 Text is drawn into pixels here, so the tests know exactly where it is: every planted string must
 be covered (>= 90 % of its bounding box) and pictures without text must give no box at all.
@@ -22,8 +22,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
-from clinic_ai.deidentification import apply_pixel_mask, decode_frames, deidentify_dataset, read_dicom
-from clinic_ai.deidentification.ocr import (
+from clinic_ai.deid import apply_pixel_mask, decode_frames, deidentify_dataset, read_dicom
+from clinic_ai.deid.ocr import (
     OcrUnavailable,
     TesseractTextDetector,
     find_text_regions,
@@ -31,8 +31,8 @@ from clinic_ai.deidentification.ocr import (
     merge_boxes,
     sample_frame_indices,
 )
-from clinic_ai.deidentification.options import DeidOptions
-from clinic_ai.deidentification.pixels import Box, TextRegionDetector
+from clinic_ai.deid.options import DeidOptions
+from clinic_ai.deid.pixels import Box, TextRegionDetector
 from clinic_ai.studies.imaging import render_preview
 
 from .corpus import UID_SECRET
@@ -301,7 +301,7 @@ def test_masking_a_deidentified_ultrasound_leaves_no_text() -> None:
 
 
 def _bytes(ds: Dataset) -> bytes:
-    from clinic_ai.deidentification import dicom_to_bytes
+    from clinic_ai.deid import dicom_to_bytes
 
     return dicom_to_bytes(ds)
 

@@ -11,7 +11,8 @@ from django.db import connection
 from django.urls import reverse
 
 from clinic_ai.core.models import AuditEvent
-from clinic_ai.deidentification import pipeline, services
+from clinic_ai.deid import process as pipeline
+from clinic_ai.deidentification import services
 from clinic_ai.deidentification.models import MaskTemplate, PatientLink
 from clinic_ai.studies import storage
 from clinic_ai.studies.models import Image, ImageStatus, Study, UploadedFile
