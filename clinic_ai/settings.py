@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "clinic_ai.accounts",
     "clinic_ai.studies",
     "clinic_ai.deidentification",
+    "clinic_ai.pipeline",
 ]
 
 MIDDLEWARE = [

@@ -25,6 +25,7 @@ from clinic_ai.accounts.models import Project, User
 from clinic_ai.core.services import audit_record
 from clinic_ai.deid import process as pipeline
 from clinic_ai.deid.errors import DeidentificationError
+from clinic_ai.deid.ocr import OcrUnavailable, find_text_regions
 from clinic_ai.deid.options import DeidOptions
 from clinic_ai.deid.pixels import Box
 from clinic_ai.deid.uids import map_uid
@@ -140,8 +141,6 @@ def _template_lookup(project: Project):
 
 def detect_text(path: Path, kind: str) -> list[Box]:
     """Boxes of burned-in text, in image pixels, from a rendering of the (first) frame."""
-    from clinic_ai.deid.ocr import OcrUnavailable, find_text_regions
-
     try:
         picture = imaging.render_preview(path, kind, max_size=4096)
     except imaging.RejectedFile as exc:
@@ -218,8 +217,9 @@ def deidentify_path(src: Path, dst: Path, *, kind: str, context: DeidContext) ->
     return pipeline.process_raster(src, dst, detector=context.detector)
 
 
-def image_deidentify(*, image_id) -> None:
-    """Quarantined -> released, held for masking, or rejected (and then removed).
+def image_deidentify(*, image_id) -> ImageStatus | None:
+    """Quarantined -> released, held for masking, or rejected (and then removed); returns the new
+    status, or None when the step had already run.
 
     The file work (de-identification, OCR: seconds) runs before the row is locked, so no database
     lock is held meanwhile; the row is then locked and checked again. Its output is the same for
@@ -227,7 +227,7 @@ def image_deidentify(*, image_id) -> None:
     """
     image = Image.objects.select_related("project").filter(pk=image_id, status=ImageStatus.QUARANTINED).first()
     if image is None:
-        return
+        return None
     source = storage.quarantine_path(image.quarantine_path)
     deid_relative = _deid_relative_path(image)
     target = storage.ensure_parent(storage.quarantine_path(deid_relative))
@@ -241,10 +241,10 @@ def image_deidentify(*, image_id) -> None:
         )
         if image is None:  # another worker finished it meanwhile; it purged or keeps its own copy
             _purge_unless_referenced(image_id, deid_relative)
-            return
+            return None
         if outcome.status == "rejected":
             _reject_image(image, outcome.reason)
-            return
+            return None
         image.deid_path = deid_relative
         if outcome.device is not None:
             image.device_manufacturer = outcome.device.manufacturer
@@ -263,8 +263,9 @@ def image_deidentify(*, image_id) -> None:
                 obj=image,
                 data={"reason": outcome.reason, "suggested_boxes": len(outcome.suggested_boxes)},
             )
-            return
+            return ImageStatus.HELD
         _release(image)
+        return ImageStatus.RELEASED
 
 
 def _purge_unless_referenced(image_id, relative: str) -> None:
@@ -318,10 +319,6 @@ def _release(image: Image, *, actor: User | None = None) -> None:
         obj=image,
         data={"files": len(purged), "original_kept_days": settings.QUARANTINE_RETENTION_DAYS},
     )
-    from clinic_ai.studies.tasks import render_image_preview
-
-    image_id = str(image.pk)
-    transaction.on_commit(lambda: render_image_preview.delay(image_id))
     for path in purged:
         transaction.on_commit(lambda p=path: storage.purge(p))
 
@@ -388,7 +385,8 @@ def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 
 
 
 def image_mask_request(*, user: User, image_id, boxes, save_template: bool, confirm_no_text: bool) -> Image:
-    """Accept a person's mask for a held image; a worker applies it (:func:`image_mask_apply`).
+    """Accept a person's mask for a held image; a worker applies it (:func:`image_mask_apply`,
+    queued by the caller through the pipeline).
 
     The image leaves the "needs masking" queue at once (status MASKING), so a second click finds
     it taken. Masking a long multi-frame object takes seconds and memory: not the web process's.
@@ -411,14 +409,10 @@ def image_mask_request(*, user: User, image_id, boxes, save_template: bool, conf
         audit_record(
             action="image.mask_request", actor=user, project=image.project, obj=image, data={"boxes": len(cleaned)}
         )
-        from clinic_ai.deidentification.tasks import mask_image
-
-        image_pk = str(image.pk)
-        transaction.on_commit(lambda: mask_image.delay(image_pk))
         return image
 
 
-def image_mask_apply(*, image_id) -> None:
+def image_mask_apply(*, image_id) -> ImageStatus | None:
     """Mask a MASKING image on every frame as its reviewer asked, release it, and keep the mask
     as its device's template if asked. If the file cannot be masked, the image is held again.
 
@@ -426,7 +420,7 @@ def image_mask_apply(*, image_id) -> None:
     locked; the MASKING status is the claim, checked again under the lock."""
     image = Image.objects.select_related("project").filter(pk=image_id, status=ImageStatus.MASKING).first()
     if image is None or not image.mask_request:
-        return
+        return None
     request, deid_relative = image.mask_request, image.deid_path
     boxes = [tuple(int(v) for v in box) for box in request.get("boxes", [])]
     source = storage.quarantine_path(deid_relative)
@@ -445,7 +439,7 @@ def image_mask_apply(*, image_id) -> None:
         image = Image.objects.select_for_update(of=("self",)).select_related("project").filter(pk=image_id).first()
         if image is None or image.status != ImageStatus.MASKING or image.deid_path != deid_relative:
             _purge_unless_referenced(image_id, masked_relative)  # another worker finished it meanwhile
-            return
+            return None
         user = User.objects.filter(pk=request.get("user_id")).first()
         if failure is not None:
             image.status = ImageStatus.HELD
@@ -453,7 +447,7 @@ def image_mask_apply(*, image_id) -> None:
             image.mask_request = None
             image.save(update_fields=["status", "hold_reason", "mask_request", "modified"])
             audit_record(action="image.mask_failed", actor=user, project=image.project, obj=image)
-            return
+            return ImageStatus.HELD
         audit_record(action="image.mask", actor=user, project=image.project, obj=image, data={"boxes": len(boxes)})
         if request.get("save_template") and boxes and image.kind == "dicom":
             if image.device_manufacturer or image.device_model:
@@ -472,6 +466,7 @@ def image_mask_apply(*, image_id) -> None:
         image.deid_path = masked_relative
         image.mask_request = None
         _release(image, actor=user)
+        return ImageStatus.RELEASED
 
 
 @transaction.atomic

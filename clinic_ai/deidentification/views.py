@@ -17,6 +17,7 @@ from clinic_ai.deid.process import Device
 from clinic_ai.deidentification import services
 from clinic_ai.deidentification.forms import DeidProfileForm
 from clinic_ai.deidentification.selectors import get_held_image_for_user, held_images_for_user
+from clinic_ai.pipeline import tasks as pipeline
 from clinic_ai.studies import imaging
 from clinic_ai.studies.models import ImageStatus
 
@@ -114,6 +115,7 @@ def image_mask_release(request, image_id):
         )
     except services.MaskRefused as exc:
         return JsonResponse({"error": exc.reason}, status=400)
+    pipeline.mask_requested(image.pk)
     messages.success(request, "Masking the image on every frame: it is released in a moment.")
     return JsonResponse({"redirect": reverse("deidentification:held_list")})
 

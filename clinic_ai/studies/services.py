@@ -7,6 +7,7 @@ queues the next step on commit, so a retried or duplicated task does nothing.
 
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from clinic_ai.accounts.models import Project, User
 from clinic_ai.core.services import audit_record
+from clinic_ai.deidentification.services import dicom_filing_identity, patient_link_touch
 from clinic_ai.studies import imaging, storage
 from clinic_ai.studies.models import (
     Image,
@@ -114,7 +116,6 @@ def upload_chunk_append(*, upload: UploadedFile, offset: int, data: bytes) -> tu
         complete = upload.received == upload.declared_size
         if complete:
             upload.status = UploadStatus.RECEIVED
-            _queue_processing(upload.pk)
         upload.save(update_fields=["received", "status", "modified"])
         return upload.received, complete
 
@@ -129,9 +130,6 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
         audit_record(
             action="upload.finish", actor=batch.uploaded_by, project=batch.project, obj=batch, data={"files": counts}
         )
-        from clinic_ai.studies.tasks import housekeeping
-
-        transaction.on_commit(housekeeping.delay)
     return batch
 
 
@@ -178,12 +176,6 @@ def upload_names_erase_expired(*, now=None) -> int:
     return count
 
 
-def _queue_processing(upload_id) -> None:
-    from clinic_ai.studies.tasks import process_uploaded_file
-
-    transaction.on_commit(lambda: process_uploaded_file.delay(str(upload_id)))
-
-
 # --- Checking what arrived -------------------------------------------------------------------
 
 
@@ -213,8 +205,6 @@ class _Identity:
 
 def _identify(path: Path, kind: str, project: Project) -> _Identity:
     if kind == ImageKind.DICOM:
-        from clinic_ai.deidentification.services import dicom_filing_identity
-
         info = imaging.inspect_dicom(path, max_pixels=settings.IMAGE_MAX_PIXELS)
         filed = dicom_filing_identity(
             project=project,
@@ -269,7 +259,15 @@ def _reject(upload: UploadedFile, reason: str) -> None:
     )
 
 
-def uploaded_file_process(*, upload_id) -> None:
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """What the next steps work on: the members of an unpacked zip, or the image filed."""
+
+    members: tuple = ()
+    image_id: object = None
+
+
+def uploaded_file_process(*, upload_id) -> ProcessOutcome:
     """Validate one received file by its content and file it as an image, a duplicate, or a rejection."""
     with transaction.atomic():
         upload = (
@@ -280,23 +278,23 @@ def uploaded_file_process(*, upload_id) -> None:
         )
         # PROCESSING is accepted too: that is a worker that died mid-step and whose task came back.
         if upload is None or upload.status not in (UploadStatus.RECEIVED, UploadStatus.PROCESSING):
-            return
+            return ProcessOutcome()
         upload.status = UploadStatus.PROCESSING
         path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
         try:
             kind = imaging.detect_kind(path)
             if kind == "zip":
-                _unpack(upload, path)
-                return
+                return ProcessOutcome(members=_unpack(upload, path))
             identity = _identify(path, kind, upload.batch.project)
         except imaging.RejectedFile as exc:
             _reject(upload, exc.reason)
-            return
+            return ProcessOutcome()
         upload.sha256 = _sha256(path)
-        _file_image(upload, identity)
+        return ProcessOutcome(image_id=_file_image(upload, identity))
 
 
-def _unpack(upload: UploadedFile, path: Path) -> None:
+def _unpack(upload: UploadedFile, path: Path) -> tuple:
+    """Unpack a zip into one received upload per member; returns their ids."""
     if upload.parent_id is not None:
         raise imaging.RejectedFile("Zip files inside zip files are not accepted.")
     workdir = storage.quarantine_path(f"unpack/{upload.pk}")
@@ -309,7 +307,7 @@ def _unpack(upload: UploadedFile, path: Path) -> None:
         max_ratio=settings.ZIP_MAX_RATIO,
         max_file_size=settings.UPLOAD_MAX_FILE_SIZE,
     )
-    accepted = 0
+    accepted = []
     for member in results:
         name = f"{upload.client_name}/{member.name}"[:1024]
         if isinstance(member, imaging.RejectedMember):
@@ -332,17 +330,15 @@ def _unpack(upload: UploadedFile, path: Path) -> None:
             status=UploadStatus.RECEIVED,
         )
         member.path.replace(storage.quarantine_path(storage.upload_relative_path(child.pk)))
-        _queue_processing(child.pk)
-        accepted += 1
+        accepted.append(child.pk)
     upload.status = UploadStatus.UNPACKED
-    upload.reason = f"{accepted} of {len(results)} files taken from the archive."
+    upload.reason = f"{len(accepted)} of {len(results)} files taken from the archive."
     upload.save(update_fields=["status", "reason", "modified"])
     transaction.on_commit(lambda: (storage.purge(path), _remove_tree(workdir)))
+    return tuple(accepted)
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -378,7 +374,8 @@ def _study_for(upload: UploadedFile, identity: _Identity) -> tuple[Study, Series
     return study, series
 
 
-def _file_image(upload: UploadedFile, identity: _Identity) -> None:
+def _file_image(upload: UploadedFile, identity: _Identity):
+    """File the upload as a new image (its id is returned: it goes on to de-identification) or a duplicate."""
     batch = upload.batch
     existing = Image.objects.filter(project=batch.project, sha256=upload.sha256).first()
     if existing is None:
@@ -411,13 +408,11 @@ def _file_image(upload: UploadedFile, identity: _Identity) -> None:
         upload.save(update_fields=["status", "image", "reason", "sha256", "modified"])
         path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
         transaction.on_commit(lambda: storage.purge(path))
-        return
+        return None
     upload.status = UploadStatus.ACCEPTED
     upload.image = image
     upload.save(update_fields=["status", "image", "sha256", "modified"])
     if identity.patient is not None:
-        from clinic_ai.deidentification.services import patient_link_touch
-
         patient_link_touch(project=batch.project, key=identity.patient[0], pseudonym=identity.patient[1])
     audit_record(
         action="image.quarantine",
@@ -426,9 +421,7 @@ def _file_image(upload: UploadedFile, identity: _Identity) -> None:
         obj=image,
         data={"upload_id": str(upload.pk), "kind": image.kind, "frames": image.frames},
     )
-    from clinic_ai.deidentification.tasks import deidentify_image
-
-    transaction.on_commit(lambda: deidentify_image.delay(str(image.pk)))
+    return image.pk
 
 
 # --- Previews ------------------------------------------------------------------------------

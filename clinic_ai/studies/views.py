@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user
+from clinic_ai.pipeline import tasks as pipeline
 from clinic_ai.studies import imaging, services
 from clinic_ai.studies.forms import WorklistFilterForm
 from clinic_ai.studies.models import ImageStatus, PreviewStatus, UploadedFile, UploadStatus
@@ -198,6 +199,8 @@ def upload_chunk(request, batch_id, file_id):
         return JsonResponse({"received": exc.received}, status=409)
     except services.UploadRefused as exc:
         return JsonResponse({"error": exc.reason}, status=400)
+    if complete:
+        pipeline.upload_received(upload.pk)
     return JsonResponse({"received": received, "complete": complete})
 
 
@@ -206,6 +209,7 @@ def upload_chunk(request, batch_id, file_id):
 def upload_batch_finish(request, batch_id):
     batch = get_batch_for_user(request.user, batch_id)
     services.upload_batch_finish(batch=batch)
+    pipeline.batch_finished()
     return JsonResponse({"finished": True})
 
 

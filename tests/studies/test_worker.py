@@ -2,9 +2,8 @@
 
 import pytest
 
-from clinic_ai.deidentification.tasks import deidentify_image
+from clinic_ai.pipeline.tasks import deidentify_image, render_image_preview
 from clinic_ai.studies.models import Image, ImageStatus, PreviewStatus
-from clinic_ai.studies.tasks import render_image_preview
 from tests.conftest import upload_through_api, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
