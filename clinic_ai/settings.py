@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "clinic_ai.accounts",
     "clinic_ai.studies",
     "clinic_ai.deidentification",
+    "clinic_ai.inference",
     "clinic_ai.pipeline",
 ]
 
@@ -184,6 +185,8 @@ QUARANTINE_RETENTION_DAYS = env_int("QUARANTINE_RETENTION_DAYS", 0)
 # Hours to keep the browser's file names of an upload (shown on its progress page; they can name patients).
 UPLOAD_NAME_RETENTION_HOURS = env_int("UPLOAD_NAME_RETENTION_HOURS", 24)
 OCR_TIMEOUT = env_int("OCR_TIMEOUT", 30, minimum=1)
+# The ensemble `manage.py predict` uses without --ensemble when several are active.
+DEFAULT_ENSEMBLE = env_str("DEFAULT_ENSEMBLE", "pneumonia-demo")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

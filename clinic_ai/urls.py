@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("clinic_ai.accounts.urls")),
     path("", include("clinic_ai.studies.urls")),
     path("", include("clinic_ai.deidentification.urls")),
+    path("", include("clinic_ai.inference.urls")),
     path("admin/", admin.site.urls),
 ]

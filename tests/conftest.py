@@ -209,6 +209,22 @@ def run_pipeline_inline():
             deid_services.image_mask_apply(image_id=image_id)
     for image_id in Image.objects.filter(preview_status=PreviewStatus.PENDING).values_list("pk", flat=True):
         services.image_preview_render(image_id=image_id)
+    run_inference_inline()
+
+
+def run_inference_inline(claim="inline"):
+    """Run every queued inference result in this process, through the worker's code."""
+    from clinic_ai.inference.models import InferenceResult, ResultStatus
+    from clinic_ai.inference.services import results_for_released_image
+    from clinic_ai.studies.models import Image, ImageStatus
+
+    for image_id in Image.objects.filter(status=ImageStatus.RELEASED).values_list("pk", flat=True):
+        results_for_released_image(image_id=image_id)  # what the pipeline does after each release
+    queued = list(InferenceResult.objects.filter(status=ResultStatus.QUEUED).values_list("pk", flat=True))
+    if queued:
+        from clinic_ai.inference import worker  # TensorFlow, only when there is something to run
+
+        worker.results_run(result_ids=queued, claim=claim)
 
 
 @pytest.fixture

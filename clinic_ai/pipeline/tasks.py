@@ -3,22 +3,28 @@
     upload received ─▶ process_uploaded_file ─┬─▶ (a zip) each member ─▶ process_uploaded_file
                                                └─▶ (an image filed) deidentify_image
     deidentify_image ─┬─▶ released ─▶ render_image_preview
+                      │             └─▶ run_inference (the project's active ensemble, "gpu" queue)
                       ├─▶ held: a person draws boxes (image_mask_request) ─▶ mask_image ─▶ released ─▶ …
                       └─▶ rejected (nothing kept)
     upload batch finished ─▶ housekeeping
+    model file registered ─▶ validate_model_version ("gpu" queue: it loads the model)
 
 Each task takes a primary key, calls one service, and queues the next step from the service's
 outcome. Services never queue tasks, so no app's services import another app's tasks. Each service
 checks its row's status, so a task delivered twice, or queued again by `pipeline_resume`, changes
 nothing. Tasks run outside transactions: the service has committed when its outcome comes back.
+
+TensorFlow is imported only inside the bodies of the "gpu" tasks (`clinic_ai.inference.worker`), so
+the web process, which imports this module to queue steps, never loads it.
 """
 
 from __future__ import annotations
 
 from django.db import transaction
 
-from clinic_ai.core.tasks import cpu_task
+from clinic_ai.core.tasks import cpu_task, gpu_task
 from clinic_ai.deidentification import services as deid_services
+from clinic_ai.inference import services as inference_services
 from clinic_ai.studies import selectors as study_selectors
 from clinic_ai.studies import services as study_services
 from clinic_ai.studies.models import ImageStatus
@@ -38,6 +44,16 @@ def mask_requested(image_id) -> None:
 
 def batch_finished() -> None:
     transaction.on_commit(housekeeping.delay)
+
+
+def inference_requested(result_ids) -> None:
+    """Result rows were queued (a re-run, a whole project, a new image): a "gpu" worker runs them."""
+    for result_id in result_ids:
+        _queue(run_inference, result_id)
+
+
+def model_registered(model_version_id) -> None:
+    _queue(validate_model_version, model_version_id)
 
 
 def _queue(task, pk) -> None:
@@ -72,11 +88,28 @@ def mask_image(image_id: str) -> None:
 def _after_release_gate(image_id, status) -> None:
     if status == ImageStatus.RELEASED:
         _queue(render_image_preview, image_id)
+        inference_requested(inference_services.results_for_released_image(image_id=image_id))
 
 
 @cpu_task
 def render_image_preview(image_id: str) -> None:
     study_services.image_preview_render(image_id=image_id)
+
+
+@gpu_task(bind=True)
+def run_inference(self, result_id: str) -> None:
+    """One result row, batched with the other rows waiting for the same ensemble. The claim is the
+    task's id: delivered again after its worker died, the task takes its own rows back."""
+    from clinic_ai.inference import worker  # TensorFlow: workers only
+
+    worker.results_run(result_ids=[result_id], claim=self.request.id or f"direct-{result_id}")
+
+
+@gpu_task
+def validate_model_version(model_version_id: str) -> None:
+    from clinic_ai.inference import worker  # TensorFlow: workers only
+
+    worker.model_version_validate(model_version_id=model_version_id)
 
 
 @cpu_task
@@ -96,6 +129,9 @@ def resume() -> dict[str, int]:
         "mask": mask_image,
         "preview": render_image_preview,
     }
+    inference_services.results_stale_requeue()
+    pending["inference"] = inference_services.results_queued()
+    steps["inference"] = run_inference
     for step, task in steps.items():
         for pk in pending[step]:
             task.delay(str(pk))

@@ -5,6 +5,7 @@ previews) are separate roots; neither is served directly by the web server.
 Paths are stored relative to their root and resolved here.
 """
 
+import io
 import os
 import shutil
 import tempfile
@@ -63,16 +64,22 @@ def atomic_copy(src: Path, dst: Path) -> None:
 
 
 def atomic_save_image(pil_image, dst: Path) -> None:
-    ensure_parent(dst)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        pil_image.save(tmp, format="PNG", optimize=False)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    pil_image.save(buffer, format="PNG", optimize=False)
+    atomic_write_bytes(buffer.getvalue(), dst)
 
 
 def purge(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(data: bytes, dst: Path) -> None:
+    ensure_parent(dst)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

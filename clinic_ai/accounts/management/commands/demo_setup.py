@@ -1,4 +1,5 @@
-"""Create the demo project and one demo user per role. Safe to run again: it changes nothing that exists."""
+"""Create the demo project, one demo user per role and the demo ensemble (trained files shipped in
+clinic_ai/inference/demo/). Safe to run again: it changes nothing that exists."""
 
 import os
 
@@ -7,6 +8,7 @@ from django.db import transaction
 
 from clinic_ai.accounts.models import Project, Role, TaskType, User
 from clinic_ai.accounts.services import membership_set, project_create
+from clinic_ai.inference.demo import demo_ensemble_install
 
 DEMO_PROJECT = "Pneumonia (chest X-ray)"
 DEMO_USERS = (
@@ -40,6 +42,7 @@ class Command(BaseCommand):
                 user.save()
             if not project.memberships.filter(user=user).exists():
                 membership_set(actor=None, project=project, user=user, role=role)
-        self.stdout.write(f"Demo project: {DEMO_PROJECT}")
+        ensemble = demo_ensemble_install(project=project)
+        self.stdout.write(f"Demo project: {DEMO_PROJECT} (ensemble {ensemble.label}, `{ensemble.slug}`)")
         for username, role, _ in DEMO_USERS:
             self.stdout.write(f"  {role.label:<22} {username} / {password}")

@@ -17,5 +17,5 @@ class Command(BaseCommand):
         counts = tasks.resume()
         self.stdout.write(
             f"Queued again: {counts['uploads']} uploads, {counts['deidentify']} de-identifications, "
-            f"{counts['mask']} masks, {counts['preview']} previews."
+            f"{counts['mask']} masks, {counts['preview']} previews, {counts['inference']} inference results."
         )
