@@ -114,7 +114,9 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise ModelRefused("The model contains code that cannot be loaded safely (safe_mode); it is refused.") from exc
+            raise ModelRefused(
+                "The model contains code that cannot be loaded safely (safe_mode); it is refused."
+            ) from exc
         raise ModelRefused("The model file could not be loaded by Keras.") from exc
     except Exception as exc:
         raise ModelRefused("The model file could not be loaded by Keras.") from exc
@@ -360,15 +362,18 @@ class Runner:
         for i in range(len(x)):
             t = int(targets[i])
             result = ImageResult(
-                probabilities={c: float(p) for c, p in zip(self.class_names, combined.probabilities[i])},
-                labels=[c for c, d in zip(self.class_names, combined.decisions[i]) if d],
+                probabilities={c: float(p) for c, p in zip(self.class_names, combined.probabilities[i], strict=True)},
+                labels=[c for c, d in zip(self.class_names, combined.decisions[i], strict=True) if d],
                 members=[
                     {
                         "name": m.name,
                         "weight": float(w),
-                        "probabilities": {c: float(p) for c, p in zip(self.class_names, combined.member_probabilities[k, i])},
+                        "probabilities": {
+                            c: float(p)
+                            for c, p in zip(self.class_names, combined.member_probabilities[k, i], strict=True)
+                        },
                     }
-                    for k, (m, w) in enumerate(zip(self.members, self.weights))
+                    for k, (m, w) in enumerate(zip(self.members, self.weights, strict=True))
                 ],
                 uncertainty={
                     "member_std": float(combined.member_std[i, t]),
@@ -381,7 +386,7 @@ class Runner:
                 size = tuple(sizes[i]) if sizes is not None else self.preprocessing.input_size
                 maps = np.stack([self._member_map(cam[i], t, size) for cam in cams])
                 result.heatmap, result.heatmap_std = ens.combine_maps(maps, self.weights)
-                result.member_heatmaps = {m.name: mp for m, mp in zip(self.members, maps)}
+                result.member_heatmaps = {m.name: mp for m, mp in zip(self.members, maps, strict=True)}
             out.append(result)
         return out
 

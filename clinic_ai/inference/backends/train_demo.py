@@ -179,13 +179,13 @@ def main(argv=None) -> int:
                     "best_epoch": int(np.argmax(history.history["val_auc"])) + 1,
                     "stopped_by_time_budget": budget.stopped_for_time,
                     "train_seconds": round(seconds, 1),
-                    "validation": binary_report(
-                        y_val, ens.sigmoid(zv), test_normal_fraction=TEST_NORMAL_FRACTION
-                    ),
+                    "validation": binary_report(y_val, ens.sigmoid(zv), test_normal_fraction=TEST_NORMAL_FRACTION),
                     "holdout": binary_report(y_ho, ens.sigmoid(zh), test_normal_fraction=TEST_NORMAL_FRACTION),
                 }
             )
-            print(json.dumps({"member": name, **{k: members[-1][k] for k in ("validation", "holdout", "train_seconds")}}))
+            print(
+                json.dumps({"member": name, **{k: members[-1][k] for k in ("validation", "holdout", "train_seconds")}})
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     train_seconds = time.monotonic() - started
@@ -220,9 +220,7 @@ def main(argv=None) -> int:
         split: {
             "ensemble": report(y, logits, "mean_logit"),
             "mean_probability_alternative": report(y, logits, "mean_probability"),
-            "uncalibrated_ece": round(
-                expected_calibration_error(y, ens.sigmoid(ensemble_logits(logits))), 4
-            ),
+            "uncalibrated_ece": round(expected_calibration_error(y, ens.sigmoid(ensemble_logits(logits))), 4),
             "best_member": max(kept, key=lambda m: m[split]["auroc"])["name"],
             "mean_member_auroc": round(float(np.mean([m[split]["auroc"] for m in kept])), 4),
         }
@@ -243,8 +241,9 @@ def main(argv=None) -> int:
 
     card = (
         f"Demo ensemble for pneumonia on 28x28 chest X-rays (PneumoniaMNIST, MedMNIST v2; CC BY 4.0). "
-        f"{len(kept)} small CNNs of different architectures ({', '.join(m['name'] for m in kept)}), trained from scratch "
-        f"here in {train_seconds:.0f} s on {os.cpu_count()} CPU cores; equal-weight mean of logits, temperature "
+        f"{len(kept)} small CNNs of different architectures ({', '.join(m['name'] for m in kept)}), "
+        f"trained from scratch here in {train_seconds:.0f} s on {os.cpu_count()} CPU cores; "
+        "equal-weight mean of logits, temperature "
         f"{temperature} fitted on validation, threshold 0.5 on the balanced-prior probability. "
         f"{verdict('validation')}; {verdict('holdout')} (held-out {args.holdout:.0%} of train, never trained on). "
         "Validation is saturated, so these figures cannot tell the members apart reliably; do not read the "
