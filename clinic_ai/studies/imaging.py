@@ -55,6 +55,7 @@ __all__ = [
     "RejectedFile",
     "RejectedMember",
     "detect_kind",
+    "display_pixels",
     "inspect_dicom",
     "inspect_raster",
     "render_preview",
@@ -685,6 +686,22 @@ def _flatten_alpha(im: Image.Image, mode: str) -> Image.Image:
 # --------------------------------------------------------------------------------------------------
 
 
+def display_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int | None = None) -> np.ndarray:
+    """The image as the viewer shows it, at full resolution: uint8, (H, W) grey or (H, W, 3) RGB.
+
+    DICOM: modality LUT, then the VOI LUT or the header's window (automatic window otherwise), then
+    MONOCHROME1 inverted. PNG/JPEG: EXIF orientation applied, alpha flattened on black, 16-bit grey
+    windowed. Previews and model inputs both start here, so a model sees what the radiologist sees.
+    """
+    if kind == "dicom":
+        return _render_dicom(path, frame=frame, max_pixels=max_pixels)
+    if kind in ("png", "jpeg"):
+        if frame != 0:
+            raise RejectedFile("The requested frame does not exist in this image.")
+        return np.asarray(_render_raster(path, max_size=_NO_LIMIT, max_pixels=max_pixels))
+    raise ValueError(f"cannot render files of kind {kind!r}")
+
+
 def render_preview(
     path: StrPath,
     kind: str,
@@ -701,7 +718,7 @@ def render_preview(
     if max_size < 1:
         raise ValueError("max_size must be positive")
     if kind == "dicom":
-        arr = _render_dicom(path, frame=frame, max_pixels=max_pixels)
+        arr = display_pixels(path, kind, frame=frame, max_pixels=max_pixels)
         image = Image.fromarray(arr, mode="RGB" if arr.ndim == 3 else "L")
     elif kind in ("png", "jpeg"):
         if frame != 0:

@@ -1,0 +1,1 @@
+"""TensorFlow/Keras lives here and nowhere else: the web process must never import this package."""
