@@ -58,14 +58,19 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py demo_setup
 	mkdir -p var/log
-	$(VENV)/bin/celery -A clinic_ai worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
-	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h >> var/log/worker.log 2>&1 &
-	worker=$$!
+	# A "cpu" worker (uploads, de-identification, previews) and a "gpu" worker (models loaded once and
+	# kept; the GPU when there is one, the CPU cores otherwise): one process each on a 2-core machine.
+	$(VENV)/bin/celery -A clinic_ai worker -Q cpu --concurrency 1 --loglevel INFO \
+	  --logfile var/log/worker-cpu.log --pidfile var/worker-cpu.pid -n cpu@%h >> var/log/worker-cpu.log 2>&1 &
+	cpu_worker=$$!
+	$(VENV)/bin/celery -A clinic_ai worker -Q gpu --concurrency 1 --loglevel INFO \
+	  --logfile var/log/worker-gpu.log --pidfile var/worker-gpu.pid -n gpu@%h >> var/log/worker-gpu.log 2>&1 &
+	gpu_worker=$$!
 	$(PY) manage.py pipeline_resume
 	$(PY) manage.py housekeeping
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null || true' EXIT INT TERM
+	trap 'kill $$cpu_worker $$gpu_worker 2>/dev/null; wait $$cpu_worker $$gpu_worker 2>/dev/null || true' EXIT INT TERM
 	echo
-	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"
+	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker logs: var/log/worker-*.log; Ctrl-C stops all)"
 	echo
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 

@@ -68,6 +68,62 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def start_worker(name: str, *, queues: str = "cpu,gpu", concurrency: int = 2):
+    """A real `celery worker` process on the test broker and database; returns (process, log path)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = Path(os.environ["CLINIC_AI_TEST_ROOT"]) / f"worker-{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "clinic_ai",
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"{name}-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    from clinic_ai.celery import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {proc.returncode}; see {log_path}")
+        replies = app.control.ping(timeout=0.5) or []
+        if any(node.startswith(f"{name}-{os.getpid()}@") for reply in replies for node in reply):
+            return proc, log_path
+    proc.kill()
+    raise RuntimeError("celery worker did not answer a ping within 60 s")
+
+
+def stop_worker(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real `celery worker` process consuming from Redis and writing to the test database.
@@ -77,58 +133,10 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     """
     if settings.CELERY_TASK_ALWAYS_EAGER:
         pytest.skip("tasks run eagerly")
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    log = open(Path(os.environ["CLINIC_AI_TEST_ROOT"]) / "worker.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "clinic_ai",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "-n",
-            f"tests-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    from clinic_ai.celery import app
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited with {proc.returncode}; see {log.name}")
-        replies = app.control.ping(timeout=0.5) or []
-        if any(name.startswith(f"tests-{os.getpid()}@") for reply in replies for name in reply):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("celery worker did not answer a ping within 60 s")
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    proc, _ = start_worker("tests")
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_worker(proc)
 
 
 def wait_for(predicate, *, timeout=60.0, interval=0.2, message="condition"):
