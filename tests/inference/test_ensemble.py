@@ -147,3 +147,21 @@ def test_float_pixels_outside_unit_range_are_refused():
         to_model_input(np.full((4, 4), 1000.0), spec)
     with pytest.raises(ValueError):
         to_model_input(np.full((4, 4), 7, dtype=np.uint16), spec)
+
+
+def test_overlay_is_transparent_where_cold_and_opaque_where_hot():
+    import io
+
+    from PIL import Image
+
+    from clinic_ai.inference.overlay import heatmap_png
+
+    heat = np.zeros((5, 7))
+    heat[2, 3] = 1.0
+    heat[0, 0] = np.nan
+    image = Image.open(io.BytesIO(heatmap_png(heat)))
+    assert image.mode == "RGBA" and image.size == (7, 5)
+    rgba = np.asarray(image)
+    assert rgba[..., 3].max() == rgba[2, 3, 3] == round(255 * 0.75)
+    assert rgba[0, 0, 3] == 0 and rgba[4, 6, 3] == 0
+    assert tuple(rgba[2, 3, :3]) == (252, 255, 164)

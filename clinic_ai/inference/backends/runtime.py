@@ -308,6 +308,14 @@ class Runner:
     def preprocess(self, pixels: np.ndarray) -> np.ndarray:
         return to_model_input(pixels, self.preprocessing)
 
+    def predict_pixels(
+        self, images: list[np.ndarray], *, gradcam: bool = False, target_class: str | None = None
+    ) -> list[ImageResult]:
+        """Display pixels (``imaging.display_pixels``) -> results, heatmaps at each image's own size."""
+        x = np.stack([self.preprocess(p) for p in images])
+        sizes = [tuple(p.shape[:2]) for p in images]
+        return self.predict(x, gradcam=gradcam, target_class=target_class, image_sizes=sizes)
+
     def predict(
         self,
         batch: np.ndarray,
