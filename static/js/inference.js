@@ -115,14 +115,17 @@
       ["Mutual information", Number(u.mutual_information).toFixed(3)],
     ]));
     const t = data.timings || {};
+    // The database keeps JSON objects unordered: list the ensemble, then the members in their order.
+    const versions = data.versions || {};
+    const order = ["ensemble", ...data.members.map((m) => m.name)];
     body.append(el("h3", "h6 mt-3", "Versions and timings"), definitionList([
-      ...Object.entries(data.versions || {}).map(([k, v]) => [k, v]),
+      ...order.filter((k) => k in versions).map((k) => [k === "ensemble" ? "Ensemble" : k, versions[k]]),
       ["Decision threshold", Number(data.threshold).toFixed(3)],
       ["Inference per image", `${t.inference_ms_per_image} ms`],
       ["Batch size", String(t.batch_size)],
     ]));
     heatmaps = data.heatmaps || {};
-    source.replaceChildren(...Object.keys(heatmaps).map((name) => {
+    source.replaceChildren(...order.filter((k) => k in heatmaps).map((name) => {
       const option = el("option", "", name === "ensemble" ? "Ensemble (weighted mean)" : name);
       option.value = name;
       return option;
