@@ -19,6 +19,7 @@ Any exception inside the gate is itself a refusal (rule ``unreadable``): the gat
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import math
 import re
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import RawDataElement
 
 from .dictionary import (
     CODING_SCHEME_OIDS,
@@ -42,10 +44,11 @@ from .dictionary import (
     SOP_CLASSES,
     STORAGE_SOP_CLASSES,
     UUID_ROOT,
+    dictionary_vr,
     keyword,
     profile_rows,
 )
-from .harvest import Needles, harvest
+from .harvest import harvest
 from .refusal import GateRefused
 from .structure import Node, Parsed, parse_part10, tree
 
@@ -110,44 +113,72 @@ def _instance_uid_ok(uid: str) -> bool:
 
 
 # --------------------------------------------------------------------------- rule 2
-def _pydicom_tree(ds, texts: list[str], depth: int) -> list:
+_VOCABULARY_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120})
+"""Coded-entry attributes: vocabulary, searched for name words case-sensitively (see rule 5)."""
+
+
+def _text_of(value) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _pydicom_tree(ds, texts: list[str], vocabulary: list[str], words: frozenset[int], depth: int) -> list:
+    """pydicom's element tree. Elements pydicom still holds encoded are converted only when pydicom
+    could read them as a sequence (SQ, UN or no VR with an undefined length, a dictionary SQ, a
+    tag the dictionary does not know); the others give their value bytes as read."""
     out = []
-    for elem in ds:
-        tag = int(elem.tag)
-        if elem.VR == "SQ":
-            out.append((tag, [_pydicom_tree(item, texts, depth + 1) for item in elem.value]))
+    for key in sorted(ds.keys()):
+        tag = int(key)
+        raw = ds.get_item(key)
+        vr, value = raw.VR, raw.value
+        if isinstance(raw, RawDataElement) and vr in (None, "SQ", "UN"):
+            if vr == "SQ" or raw.length == 0xFFFFFFFF or tag >> 16 & 1 or dictionary_vr(tag) in (None, "SQ"):
+                elem = ds[key]
+                vr, value = elem.VR, elem.value
+        if vr == "SQ":
+            out.append((tag, [_pydicom_tree(item, texts, vocabulary, words, depth + 1) for item in value]))
             continue
         out.append((tag, None))
-        if tag == PIXEL_DATA and depth == 0:
+        if (tag == PIXEL_DATA and depth == 0) or value is None:
             continue
-        value = elem.value
-        if value is None:
-            continue
-        if isinstance(value, bytes | bytearray):
-            texts.append(bytes(value).decode("latin-1"))
-        elif isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-            texts.append("\\".join(str(v) for v in value))
-        else:
-            texts.append(str(value))
+        (vocabulary if vr == "CS" or tag in words else texts).append(_text_of(value))
     return out
 
 
-def rule_two_readings(output: bytes, parsed: Parsed) -> list[str]:
-    """pydicom (no ``force``) must read the same tree. Returns every value text pydicom read."""
+def vocabulary_tags(options: GateOptions) -> frozenset[int]:
+    return _vocabulary_tags(options.clean_descriptors)
+
+
+@functools.cache
+def _vocabulary_tags(clean_descriptors: bool) -> frozenset[int]:
+    """Elements whose values are vocabulary (besides CS): coded entries, and the descriptors the
+    Clean Descriptors option keeps (reduced to clinical vocabulary by the de-identifier)."""
+    if not clean_descriptors:
+        return _VOCABULARY_TAGS
+    return _VOCABULARY_TAGS | frozenset(tag for tag, row in profile_rows().items() if row.clean_descriptors == "C")
+
+
+def rule_two_readings(output: bytes, parsed: Parsed, words: frozenset[int]) -> tuple[list[str], list[str]]:
+    """pydicom (no ``force``) must read the same tree. Returns the value texts pydicom read
+    (free text, vocabulary)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             ds = dcmread(io.BytesIO(output), force=False)
             texts: list[str] = []
-            theirs = _pydicom_tree(ds, texts, 0)
+            vocabulary: list[str] = []
+            theirs = _pydicom_tree(ds, texts, vocabulary, words, 0)
             their_meta = [int(t) for t in ds.file_meta.keys()]
         except Exception:
             raise GateRefused("two-readings", "pydicom cannot read the released file as DICOM.") from None
     if their_meta != [n.tag for n in parsed.meta] or theirs != tree(parsed.dataset):
         raise GateRefused("two-readings", "pydicom reads the file differently from the release check's own reader.")
-    return texts
+    return texts, vocabulary
 
 
 # --------------------------------------------------------------------------- rule 3
@@ -352,7 +383,13 @@ def _date_ok(text: str) -> bool:
     return True
 
 
+_TM_ACR_NEMA = re.compile(r"([0-9]{2}):([0-9]{2})(:([0-9]{2})(\.[0-9]{1,6})?)?")
+
+
 def _time_ok(text: str) -> bool:
+    if ":" in text:  # the ACR-NEMA form PS3.5 still asks readers to accept (Table 6.2-1, TM, note)
+        m = _TM_ACR_NEMA.fullmatch(text)
+        return bool(m) and int(m.group(1)) < 24 and int(m.group(2)) < 60 and int(m.group(4) or 0) < 61
     m = _TM.fullmatch(text)
     if not m:
         return False
@@ -481,61 +518,105 @@ def rule_value_grammar(parsed: Parsed) -> None:
 
 
 # --------------------------------------------------------------------------- rule 5
-def _alternation(items: set[str], *, before: str, after: str, flags: int = 0) -> tuple[re.Pattern, re.Pattern]:
-    """One str and one bytes pattern matching any of ``items`` between the given look-arounds."""
-    ordered = sorted(items, key=len, reverse=True)
-    text = "|".join(re.escape(s) for s in ordered)
-    encoded: list[bytes] = []
-    for s in ordered:
-        for codec in ("latin-1", "utf-8"):
-            try:
-                b = s.encode(codec)
-            except UnicodeEncodeError:
-                continue
-            if b not in encoded:
-                encoded.append(b)
-    raw = b"|".join(re.escape(b) for b in encoded)
-    return (
-        re.compile(f"{before}(?:{text}){after}", flags),
-        re.compile(before.encode() + b"(?:" + raw + b")" + after.encode(), flags),
-    )
+_DIGITS = frozenset(b"0123456789")
+_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_NONE, _DIGIT, _WORD = 0, 1, 2
 
 
-def _search(needles: Needles, haystack: bytes, text: str) -> str | None:
-    """The kind of the first needle found, or ``None``."""
-    kinds = (
-        ("a UID", needles.uids, r"(?<![0-9])", r"(?![0-9])", 0),
-        ("a date", needles.dates, r"(?<![0-9])", "", 0),
-        (
-            "a date",
-            {f"{d[:4]}-{d[4:6]}-{d[6:]}" for d in needles.dates},
-            "",
-            "",
-            0,
-        ),
-        ("a person name", needles.names, "", "", re.IGNORECASE),
-        ("a name or identifier", needles.words, r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])", re.IGNORECASE),
-    )
-    for kind, items, before, after, flags in kinds:
-        if not items:
+def _edge_ok(hay: bytes, i: int, edge: int) -> bool:
+    if edge == _NONE or i < 0 or i >= len(hay):
+        return True
+    return hay[i] not in (_DIGITS if edge == _DIGIT else _ALNUM)
+
+
+def _occurs(hay: bytes, needle: bytes, before: int, after: int) -> bool:
+    """``needle`` in ``hay`` with the given edges (no digit / no letter or digit) on each side."""
+    i = hay.find(needle)
+    while i >= 0:
+        if _edge_ok(hay, i - 1, before) and _edge_ok(hay, i + len(needle), after):
+            return True
+        i = hay.find(needle, i + 1)
+    return False
+
+
+def _encodings(text: str) -> list[bytes]:
+    out: list[bytes] = []
+    for codec in ("latin-1", "utf-8"):
+        try:
+            b = text.encode(codec)
+        except UnicodeEncodeError:
             continue
-        pattern, raw_pattern = _alternation(items, before=before, after=after, flags=flags)
-        if raw_pattern.search(haystack) or pattern.search(text):
-            return kind
-    return None
+        if b not in out:
+            out.append(b)
+    return out
 
 
-def rule_identifying_values(original: bytes, parsed: Parsed, texts: list[str]) -> None:
+def _found(items: set[str], before: int, after: int, fold: bool, haystack: bytes, text: str) -> bool:
+    """Whether any of ``items`` is in the raw bytes or in the text pydicom read (UTF-8 encoded,
+    so both are searched the same way); ``fold``: case-insensitively (ASCII letters)."""
+    if not items:
+        return False
+    text_bytes = text.encode("utf-8", "surrogateescape")
+    if fold:
+        haystack, text_bytes = haystack.lower(), text_bytes.lower()
+    for item in items:
+        for needle in _encodings(item.lower() if fold else item):
+            if _occurs(haystack, needle, before, after) or _occurs(text_bytes, needle, before, after):
+                return True
+    return False
+
+
+def _vocabulary_spans(nodes: list[Node], spans: list[tuple[int, int]], words: frozenset[int]) -> None:
+    for node in nodes:
+        if node.items is not None:
+            for item in node.items:
+                _vocabulary_spans(item, spans, words)
+        elif node.vr == "CS" or node.tag in words:
+            spans.append((node.start, node.start + node.length))
+
+
+def _cut(data: bytes, spans: list[tuple[int, int]]) -> bytes:
+    pieces, pos = [], 0
+    for start, stop in sorted(spans):
+        pieces.append(data[pos:start])
+        pos = max(pos, stop)
+    pieces.append(data[pos:])
+    return b"\n".join(pieces)
+
+
+def rule_identifying_values(
+    original: bytes, parsed: Parsed, texts: list[str], vocabulary: list[str], words: frozenset[int]
+) -> None:
+    """UIDs, dates and whole names are searched everywhere outside the pixel data (names
+    case-insensitively). Name components and IDs are searched as whole words: case-insensitively
+    in free text and raw bytes, case-sensitively in vocabulary values (CS, coded entries, cleaned
+    descriptors: :func:`vocabulary_tags`), where "ABDOMEN" or "PERFUSION" is a body part or an
+    image type, not the "Abdomen" of a test patient's name."""
     needles = harvest(original)
     data = parsed.data
-    if parsed.pixel_span is not None:
-        start, stop = parsed.pixel_span
-        haystack = data[:start] + b"\n" + data[stop:]
-    else:
-        haystack = data
-    found = _search(needles, haystack, "\n".join(texts))
-    if found is not None:
-        raise GateRefused("identifying-value", f"An identifying value of the original ({found}) is in the output.")
+    pixel = [parsed.pixel_span] if parsed.pixel_span is not None else []
+    everything = _cut(data, pixel)
+    all_text = "\n".join(texts + vocabulary)
+    kind = None
+    if _found(needles.uids, _DIGIT, _DIGIT, False, everything, all_text):
+        kind = "a UID"
+    elif _found(needles.dates, _DIGIT, _NONE, False, everything, all_text) or _found(
+        {f"{d[:4]}-{d[4:6]}-{d[6:]}" for d in needles.dates}, _NONE, _NONE, False, everything, all_text
+    ):
+        kind = "a date"
+    elif _found(needles.names, _NONE, _NONE, True, everything, all_text):
+        kind = "a person name"
+    elif needles.words:
+        spans: list[tuple[int, int]] = []
+        _vocabulary_spans(parsed.dataset, spans, words)
+        free = _cut(data, pixel + spans)
+        vocab_bytes = b"\n".join(data[a:b] for a, b in spans)
+        if _found(needles.words, _WORD, _WORD, True, free, "\n".join(texts)) or _found(
+            needles.words, _WORD, _WORD, False, vocab_bytes, "\n".join(vocabulary)
+        ):
+            kind = "a name or identifier"
+    if kind is not None:
+        raise GateRefused("identifying-value", f"An identifying value of the original ({kind}) is in the output.")
 
 
 # --------------------------------------------------------------------------- the gate
@@ -548,11 +629,12 @@ def check_dicom_release(
             raise TypeError("options")
         original, output = bytes(original), bytes(output)
         parsed = parse_part10(output)
-        texts = rule_two_readings(output, parsed)
+        words = vocabulary_tags(options)
+        texts, vocabulary = rule_two_readings(output, parsed, words)
         rule_allow_list(parsed, options, expected_pseudonym)
         rule_markers(parsed, options, expected_pseudonym)
         rule_value_grammar(parsed)
-        rule_identifying_values(original, parsed, texts)
+        rule_identifying_values(original, parsed, texts, vocabulary, words)
     except GateRefused:
         raise
     except Exception:

@@ -25,6 +25,7 @@ date IS refused: the gate cannot tell the two apart, and it fails closed.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -129,6 +130,16 @@ def _vr_of(tag: int) -> str:
     return entry[0] if entry else ""
 
 
+@functools.lru_cache(maxsize=16384)
+def _kinds(tag: int, stated_vr: str) -> tuple[bool, bool, bool, bool, bool]:
+    """(UID, name, date, datetime, ID-like) for an element, by its stated and its dictionary VR."""
+    dict_vr = _vr_of(tag) if not tag >> 16 & 1 else ""
+    vrs = {stated_vr, *dict_vr.split(" or ")}
+    name = _keyword(tag)
+    id_like = bool(vrs & _ID_VRS) and bool(name) and (name in _ID_KEYWORDS or name.endswith(_ID_SUFFIXES))
+    return "UI" in vrs, "PN" in vrs, "DA" in vrs, "DT" in vrs, id_like
+
+
 def _keyword(tag: int) -> str:
     entry = DicomDictionary.get(tag)
     return entry[4] if entry else ""
@@ -196,29 +207,22 @@ class _Harvester:
             self.needles.dates.add(date)
 
     def element(self, tag: int, stated_vr: str, raw: bytes) -> None:
-        dict_vr = _vr_of(tag) if tag >> 16 & 1 == 0 else ""
-        vrs = {stated_vr, *dict_vr.split(" or ")}
-        if not raw or not (vrs & {"UI", "PN", "DA", "DT"} or vrs & _ID_VRS):
+        uid, name, date, datetime_, id_like = _kinds(tag, stated_vr)
+        if not raw or not (uid or name or date or datetime_ or id_like):
             return
         texts = _texts(raw)
-        if "UI" in vrs:
-            for text in texts:
+        for text in texts:
+            if uid:
                 self.add_uid(text)
-        if "PN" in vrs:
-            for text in texts:
+            if name:
                 self.add_name(text)
-        if "DA" in vrs:
-            for text in texts:
+            if date:
                 for part in text.split("-"):
                     self.add_date(part.strip())
-        if "DT" in vrs:
-            for text in texts:
+            if datetime_:
                 self.add_date(text)
-        if vrs & _ID_VRS:
-            name = _keyword(tag)
-            if name and (name in _ID_KEYWORDS or name.endswith(_ID_SUFFIXES)):
-                for text in texts:
-                    self.add_word(text)
+            if id_like:
+                self.add_word(text)
 
     # -- the walk ------------------------------------------------------------------------------
     def walk(self, data: bytes, pos: int, end: int, implicit: bool, little: bool, depth: int) -> None:
@@ -255,7 +259,7 @@ class _Harvester:
                 continue
             if start + length > end:
                 # A value claiming more than there is: what there is still counts, then stop.
-                self.element(tag, vr, data[start:end][:65536])
+                self.element(tag, vr, data[start : min(end, start + 65536)])
                 return
             if tag == PIXEL_DATA and depth == 0:
                 self.pixel_spans.append((start, start + length))
@@ -302,7 +306,11 @@ class _Harvester:
                 if len(text) >= 10:
                     self.add_uid(text)
             for match in _PN_RAW.finditer(piece):
-                self.add_name(match.group(0).decode("latin-1"))
+                text = match.group(0).decode("latin-1")
+                family, given = (text.split("^") + [""])[:2]
+                # Binary values (LUTs, waveforms) spell "E^U^e^u" by chance; a name has words.
+                if len(family.strip()) >= 2 and len(given.strip()) >= 2:
+                    self.add_name(text)
 
 
 def harvest(original: bytes) -> Needles:
@@ -310,16 +318,16 @@ def harvest(original: bytes) -> Needles:
     h = _Harvester()
     start = 0
     if len(original) >= 132 and original[128:132] == b"DICM":
-        h.walk(original, 132, len(original), False, True, 0)  # the meta group (and on, if explicit LE)
-        start = 132
-        # Where the meta group ends by its own elements: skip group 0002 elements as they come.
-        pos = 132
-        while pos + 8 <= len(original) and original[pos : pos + 2] == b"\x02\x00":
-            vr = original[pos + 4 : pos + 6]
-            if vr in (b"OB", b"UN", b"UT", b"SQ", b"OW", b"UC", b"UR"):
+        # The meta group, element by element (its group length is not trusted), then the data set.
+        pos, n = 132, len(original)
+        while pos + 8 <= n and original[pos : pos + 2] == b"\x02\x00":
+            if original[pos + 4 : pos + 6] in (b"OB", b"UN", b"UT", b"SQ", b"OW", b"UC", b"UR"):
+                if pos + 12 > n:
+                    break
                 pos += 12 + struct.unpack_from("<L", original, pos + 8)[0]
             else:
                 pos += 8 + struct.unpack_from("<H", original, pos + 6)[0]
+        h.walk(original, 132, min(pos, n), False, True, 0)
         start = pos
     for implicit, little in ((True, True), (False, True), (False, False)):
         h.walk(original, start, len(original), implicit, little, 0)
