@@ -631,9 +631,9 @@ def check_dicom_release(
         parsed = parse_part10(output)
         words = vocabulary_tags(options)
         texts, vocabulary = rule_two_readings(output, parsed, words)
+        rule_value_grammar(parsed)  # before the allow-list: text in a UID is a grammar fault first
         rule_allow_list(parsed, options, expected_pseudonym)
         rule_markers(parsed, options, expected_pseudonym)
-        rule_value_grammar(parsed)
         rule_identifying_values(original, parsed, texts, vocabulary, words)
     except GateRefused:
         raise
