@@ -44,6 +44,7 @@ from .dictionary import (
     SOP_CLASSES,
     STORAGE_SOP_CLASSES,
     UUID_ROOT,
+    VENDOR_SOP_CLASSES,
     dictionary_vr,
     keyword,
     profile_rows,
@@ -230,7 +231,7 @@ class _AllowList:
                 raise self.refuse(tag, "dates are not released without the modified-dates option")
             if vr == "UI":
                 for uid in _values(self.parsed, node):
-                    if not (_instance_uid_ok(uid) or uid in CODING_SCHEME_OIDS):
+                    if not (_instance_uid_ok(uid) or uid in CODING_SCHEME_OIDS or uid in VENDOR_SOP_CLASSES):
                         raise self.refuse(tag, "a UID is neither replaced nor a registered one")
             return False
         codes = row.codes
@@ -343,7 +344,8 @@ def rule_markers(parsed: Parsed, options: GateOptions, pseudonym: str | None) ->
 
 # --------------------------------------------------------------------------- rule 4
 _UI = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
-_AS = re.compile(r"[0-9]{3}[DWMY]")
+_AS = re.compile(r"[0-9]{1,3}[DWMY]")
+"""PS3.5 asks for three digits; modalities write "75Y". Digits and a unit carry no text either way."""
 _CS = re.compile(r"[A-Z0-9 _]{0,16}")
 _DS = re.compile(r" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *")
 _IS = re.compile(r" *[+-]?[0-9]+ *")
@@ -482,7 +484,7 @@ class _Grammar:
                 raise self.refuse(tag, "a UID in the DICOM root is not a registered one")
             if ok and tag in _STORAGE_CLASS_TAGS and value not in STORAGE_SOP_CLASSES:
                 raise self.refuse(tag, "the SOP class is not a known storage class")
-            if ok and tag in _SOP_CLASS_TAGS and value not in SOP_CLASSES:
+            if ok and tag in _SOP_CLASS_TAGS and value not in SOP_CLASSES and value not in VENDOR_SOP_CLASSES:
                 raise self.refuse(tag, "the referenced SOP class is not a known one")
         elif vr == "DA":
             ok = _date_ok(value)
@@ -519,7 +521,7 @@ def rule_value_grammar(parsed: Parsed) -> None:
 
 # --------------------------------------------------------------------------- rule 5
 _DIGITS = frozenset(b"0123456789")
-_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")  # word characters
 _NONE, _DIGIT, _WORD = 0, 1, 2
 
 

@@ -70,6 +70,15 @@ CODING_SCHEME_OIDS: Final = frozenset(
 )
 """Well-known coding-scheme OIDs outside the DICOM root: they name vocabularies, not people."""
 
+VENDOR_SOP_CLASSES: Final = frozenset(
+    {
+        "1.3.12.2.1107.5.9.1",  # Siemens CSA Non-Image Storage
+    }
+)
+"""Vendor SOP classes a released image may *reference* (ReferencedSOPClassUID): they name a
+product, not a person, and are never searched for as an original's identifying value. The
+released object's own SOP class must still be a registered storage class."""
+
 KNOWN_UIDS: Final = frozenset(UID_dictionary)
 SOP_CLASSES: Final = frozenset(
     uid for uid, entry in UID_dictionary.items() if entry[1] in ("SOP Class", "Meta SOP Class")

@@ -12,15 +12,18 @@ Collected (each value also split into its backslash-separated parts):
 
 * every UI value outside ``1.2.840.10008.`` (except the well-known coding-scheme OIDs);
 * every PN value and each of its components of 3 characters or more;
-* every ID-like value: an LO/SH/CS element whose keyword ends in ID, IDs, Number, Numbers or
-  Identifier, plus a fixed list (PatientID, OtherPatientIDs, AccessionNumber, ...), 3+ characters;
+* every ID-like value: an LO/SH/UC element whose keyword ends in ID, IDs, Number, Numbers or
+  Identifier, plus a fixed list (PatientID, OtherPatientIDs, AccessionNumber, ...), 3+ characters
+  (not CS: StudyStatusID "COMPLETED" is an enumeration, not an identifier);
 * every DA value and the date part of every DT value, as ``YYYYMMDD`` and ``YYYY-MM-DD``.
 
 Not searched for (finding them proves nothing, and they are what a correct output must hold):
 the fixed texts the gate itself requires or allows in an output (dummy values such as
-``ANONYMIZED`` and ``19000101``, the de-identification markers' words, the pseudonym) and our own
-implementation class UID. A shifted date of the output that happens to equal another original
-date IS refused: the gate cannot tell the two apart, and it fails closed.
+``ANONYMIZED`` and ``19000101``, the de-identification markers' words, the pseudonym), our own
+implementation class UID, well-known coding-scheme OIDs and the few vendor SOP classes a released
+image may reference (``dictionary.VENDOR_SOP_CLASSES``). A shifted date of the output that
+happens to equal another original date IS refused: the gate cannot tell the two apart, and it
+fails closed.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from .dictionary import (
     OUR_IMPLEMENTATION_CLASS_UID,
     PIXEL_DATA,
     SEQUENCE_DELIMITER,
+    VENDOR_SOP_CLASSES,
     VR_BYTES,
 )
 
@@ -49,7 +53,7 @@ __all__ = ["Needles", "harvest"]
 UNDEFINED = 0xFFFFFFFF
 MAX_DEPTH = 6
 MAX_ELEMENTS = 200_000
-_OPAQUE = frozenset({"OB", "OW", "UN", "UT", "LT", "ST", "UC", "OD", "OF", "OL", "OV"})
+_OPAQUE = frozenset({"OB", "OW", "UN", "UT"})
 _ID_KEYWORDS = frozenset(
     {
         "PatientID",
@@ -72,7 +76,7 @@ _ID_KEYWORDS = frozenset(
     }
 )
 _ID_SUFFIXES = ("ID", "IDs", "Number", "Numbers", "Identifier")
-_ID_VRS = frozenset({"LO", "SH", "CS", "UC", "LT", "ST"})
+_ID_VRS = frozenset({"LO", "SH", "UC"})
 _UID_RAW = re.compile(rb"(?<![0-9.])[012](?:\.(?:0|[1-9][0-9]*)){3,}(?![0-9])")
 _PN_RAW = re.compile(rb"[A-Za-z][A-Za-z' .,\-]{0,63}\^[A-Za-z][A-Za-z' .,\-^]{0,128}")
 _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
@@ -182,6 +186,7 @@ class _Harvester:
             len(text) >= 3
             and not text.startswith(DICOM_ROOT)
             and text not in CODING_SCHEME_OIDS
+            and text not in VENDOR_SOP_CLASSES
             and text != OUR_IMPLEMENTATION_CLASS_UID
             and re.fullmatch(r"[0-9.]+", text)
         ):
