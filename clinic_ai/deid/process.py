@@ -3,6 +3,19 @@
 Pure (no ORM, no settings): secrets, options, the device-template lookup and the text detector
 are arguments. The outcome says whether the de-identified file written to `dst` may be released,
 must be held for a person to mask burned-in text, or is rejected, with a reason free of patient data.
+
+The last step before any output is written is the independent release gate
+(:mod:`clinic_ai.releasegate`), which shares no code with this library: its own strict reader, its
+own allow-list, and the identifying values it reads from the original its own way. It runs after
+the library's own validators (kept for now) on every path: fast, pydicom, device-template masks,
+PNG/JPEG, and masks a person drew (:func:`apply_mask`, which needs the quarantined original).
+
+A refusal by the gate **rejects** the file, with the reason
+``"The release check refused the file: <gate's reason>"``: the de-identifier produced an output
+the gate cannot vouch for, and a person masking pixels cannot fix a header, so holding it would
+only put an unfixable file in a reviewer's queue (the original is kept in quarantine for the
+audit, as for every rejection). A refused *mask* (:func:`apply_mask`) raises instead, and the
+service puts the image back on hold with the reason: the person can try again.
 """
 
 from __future__ import annotations
@@ -16,16 +29,18 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw, ImageOps
 
+from clinic_ai.releasegate import GateOptions, GateRefused, check_dicom_release, check_raster_release
+
 from .dicomio import dicom_to_bytes, read_dicom
 from .engine import deidentify_dataset
-from .errors import DeidentificationError
+from .errors import DeidentificationError, ReleaseValidationError
 from .fastpath import Fallback, FastResult, deidentify_bytes, validate_bytes
 from .files import write_atomic
 from .options import DeidOptions
 from .pixels import Box, apply_pixel_mask, burned_in_text_reason
 from .pseudonyms import date_shift_days as shift_for
 from .pseudonyms import patient_key_from_dataset, patient_pseudonym
-from .raster import strip_raster_metadata
+from .raster import strip_raster_bytes
 from .validation import validate_released
 
 logger = logging.getLogger(__name__)
@@ -35,6 +50,43 @@ Status = Literal["released", "held", "rejected"]
 REASON_TEXT_FOUND = "Text was found in the pixels; it may identify the patient."
 REASON_TEXT_AFTER_TEMPLATE = "Text was still found after applying this device's mask."
 REASON_OCR_UNAVAILABLE = "The pixels could not be checked for text, so a person must look at them."
+REASON_GATE = "The release check refused the file: {reason}"
+
+
+class ReleaseRefused(ReleaseValidationError):
+    """The independent release gate refused an output. ``str()`` is the gate's sentence."""
+
+    def __init__(self, refusal: GateRefused) -> None:
+        super().__init__([refusal.rule])
+        self.args = (REASON_GATE.format(reason=refusal.reason),)
+        self.rule, self.reason = refusal.rule, refusal.reason
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def gate_options(options: DeidOptions, *, clean_pixel_data: bool) -> GateOptions:
+    return GateOptions(
+        retain_modified_dates=options.retain_modified_dates,
+        retain_patient_characteristics=options.retain_patient_characteristics,
+        clean_descriptors=options.clean_descriptors,
+        clean_pixel_data=clean_pixel_data,
+    )
+
+
+def release_check_dicom(original: bytes, output: bytes, *, options: GateOptions, pseudonym: str | None) -> None:
+    """The gate, as this library's error type (so every caller's rejection path handles it)."""
+    try:
+        check_dicom_release(original, output, options=options, expected_pseudonym=pseudonym)
+    except GateRefused as refusal:
+        raise ReleaseRefused(refusal) from None
+
+
+def release_check_raster(output: bytes, kind: str) -> None:
+    try:
+        check_raster_release(output, kind="png" if kind == "png" else "jpeg")
+    except GateRefused as refusal:
+        raise ReleaseRefused(refusal) from None
 
 
 @dataclass(frozen=True)
@@ -163,8 +215,19 @@ def process_dicom(
         else:
             data = dicom_to_bytes(ds)
             validate_released(data, expected_pseudonym=pseudonym)
+        # The last step before the write: the independent gate, against the original's bytes.
+        release_check_dicom(
+            Path(src).read_bytes(),
+            data,
+            options=gate_options(options, clean_pixel_data=bool(template)),
+            pseudonym=pseudonym,
+        )
+    except ReleaseRefused as exc:
+        return Outcome(status="rejected", reason=str(exc), audit={**audit, "gate_rule": exc.rule})
     except DeidentificationError as exc:
         return Outcome(status="rejected", reason=rejection_reason(exc), audit=audit)
+    except OSError:
+        return Outcome(status="rejected", reason="The original could not be read again for the release check.")
     write_atomic(data, dst)
     boxes = _text_boxes(detector, Path(dst), "dicom")
     outcome = Outcome(status="released", audit=audit, device=device, masked_by_template=bool(template))
@@ -183,9 +246,13 @@ def process_dicom(
 
 def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Outcome:
     try:
-        stripped = strip_raster_metadata(src, dst)
+        data, stripped = strip_raster_bytes(Path(src).read_bytes())
+        release_check_raster(data, stripped.format)  # the last step before the write
+    except ReleaseRefused as exc:
+        return Outcome(status="rejected", reason=str(exc), audit={"gate_rule": exc.rule})
     except DeidentificationError as exc:
         return Outcome(status="rejected", reason=rejection_reason(exc))
+    write_atomic(data, dst)
     audit = {
         "format": stripped.format,
         "metadata_removed": list(stripped.removed),
@@ -199,11 +266,32 @@ def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Ou
     return Outcome(status="released", audit=audit)
 
 
-def apply_mask(src: Path, dst: Path, *, kind: str, boxes: Sequence[Box], expected_pseudonym: str | None = None) -> None:
-    """Mask `boxes` (image pixel coordinates, every frame) of a de-identified file into `dst`."""
+def apply_mask(
+    src: Path,
+    dst: Path,
+    *,
+    kind: str,
+    boxes: Sequence[Box],
+    original: Path | None,
+    options: DeidOptions | None,
+    expected_pseudonym: str | None = None,
+) -> None:
+    """Mask `boxes` (image pixel coordinates, every frame) of a de-identified file into `dst`.
+
+    `original` is the quarantined upload the de-identified `src` was made from, and `options` the
+    options it was made under: the release gate checks the masked DICOM file against them (no
+    original, no release). Raises :class:`ReleaseRefused` when the gate refuses."""
     if kind == "dicom":
+        if original is None or options is None:
+            raise ReleaseRefused(GateRefused("unreadable", "The original is no longer available to check against."))
         data = dicom_to_bytes(apply_pixel_mask(read_dicom(src), list(boxes)))
         validate_released(data, expected_pseudonym=expected_pseudonym)
+        release_check_dicom(
+            Path(original).read_bytes(),
+            data,
+            options=gate_options(options, clean_pixel_data=True),
+            pseudonym=expected_pseudonym,
+        )
         write_atomic(data, dst)
         return
     with Image.open(src) as opened:
@@ -222,6 +310,7 @@ def apply_mask(src: Path, dst: Path, *, kind: str, boxes: Sequence[Box], expecte
         picture.convert("RGB" if picture.mode not in ("L", "RGB") else picture.mode).save(
             buffer, format="JPEG", quality=95
         )
+    release_check_raster(buffer.getvalue(), kind)
     write_atomic(buffer.getvalue(), dst)
 
 

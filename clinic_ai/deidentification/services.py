@@ -429,12 +429,16 @@ def image_mask_apply(*, image_id) -> ImageStatus | None:
     failure = None
     try:
         width, height = held_image_size(image)
-        pipeline.apply_mask(source, target, kind=image.kind, boxes=boxes)
+        original = storage.quarantine_path(image.quarantine_path) if image.quarantine_path else None
+        options = context_for_project(image.project).options
+        pipeline.apply_mask(source, target, kind=image.kind, boxes=boxes, original=original, options=options)
     except Exception as exc:  # noqa: BLE001 - whatever it was, the image goes back to the queue
         target.unlink(missing_ok=True)
         if not isinstance(exc, DeidentificationError | OSError | ValueError):
             logger.warning("Masking image %s failed (%s)", image.pk, type(exc).__name__)
         failure = str(exc) if isinstance(exc, DeidentificationError) else "its pixels could not be rewritten"
+        if isinstance(exc, pipeline.ReleaseRefused):
+            failure = str(exc).rstrip(".")  # the gate's own sentence, as the hold reason
     with transaction.atomic():
         image = Image.objects.select_for_update(of=("self",)).select_related("project").filter(pk=image_id).first()
         if image is None or image.status != ImageStatus.MASKING or image.deid_path != deid_relative:

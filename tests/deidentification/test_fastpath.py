@@ -247,6 +247,11 @@ def test_the_pipeline_writes_what_the_fast_path_gives(tmp_path) -> None:
         src, dst = tmp_path / f"{name}.dcm", tmp_path / f"{name}-out.dcm"
         src.write_bytes(data)
         outcome = _process(src, dst)
+        if name == "deflated":  # the release gate cannot vouch for a deflated data set: never released
+            assert outcome.status == "rejected"
+            assert outcome.reason.startswith("The release check refused the file:")
+            assert not dst.exists()
+            continue
         assert outcome.status in ("released", "held"), (name, outcome.reason)
         slow = _pydicom_path(data, DeidOptions())
         assert not isinstance(slow, Exception)
