@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 import pydicom  # noqa: E402
 from pydicom.data import get_testdata_file  # noqa: E402
 
-from clinic_ai.deidentification import pipeline  # noqa: E402
-from clinic_ai.deidentification.options import DeidOptions  # noqa: E402
+from clinic_ai.deid import process as pipeline  # noqa: E402
+from clinic_ai.deid.options import DeidOptions  # noqa: E402
 from clinic_ai.releasegate import GateOptions, check_dicom_release  # noqa: E402
 from tests.deidentification.corpus import PATIENT_SECRET, PROJECT_KEY, UID_SECRET, build_corpus  # noqa: E402
 

@@ -16,7 +16,7 @@ from typing import Final
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import DicomDictionary
 
-ANNEX_E_TABLE_PATH: Final = Path(__file__).resolve().parent.parent / "deidentification" / "annex_e_table.json"
+ANNEX_E_TABLE_PATH: Final = Path(__file__).resolve().parent.parent / "deid" / "annex_e_table.json"
 """PS3.15 Table E.1-1 with its option columns. The one place that says where the table lives."""
 
 VRS: Final = frozenset(

@@ -16,8 +16,9 @@ from django.core.management import call_command
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from clinic_ai.deidentification import engine, fastpath, pipeline, policy, validation
-from clinic_ai.deidentification.options import DeidOptions
+from clinic_ai.deid import engine, fastpath, policy, validation
+from clinic_ai.deid import process as pipeline
+from clinic_ai.deid.options import DeidOptions
 from tests.deidentification.corpus import PATIENT_NAME, PATIENT_SECRET, PROJECT_KEY, UID_SECRET, build_file, to_bytes
 
 PATIENT_NAME_TAG = 0x00100010

@@ -124,7 +124,6 @@ def test_importing_the_gate_the_ordinary_way_loads_no_de_identifier_code():
     assert not [m for m in modules if m.startswith("clinic_ai.deidentification")]
 
 
-@pytest.mark.xfail(strict=False, reason="clinic_ai/__init__ imports celery until main is restructured")
 def test_importing_the_gate_the_ordinary_way_loads_neither_celery_nor_django():
     modules = _modules_after_importing_the_gate(isolated=False)
     assert "celery" not in modules

@@ -12,8 +12,8 @@ import warnings
 import pydicom
 import pytest
 
-from clinic_ai.deidentification.options import DeidOptions
-from clinic_ai.deidentification.pipeline import process_dicom
+from clinic_ai.deid.options import DeidOptions
+from clinic_ai.deid.process import process_dicom
 from tests.deidentification.corpus import PATIENT_SECRET, PROJECT_KEY, UID_SECRET
 
 from . import build as b
