@@ -1,6 +1,6 @@
 """An independent release gate: the last check before a file leaves the quarantine.
 
-It shares no code with the de-identifier (it imports nothing from ``clinic_ai.deidentification``,
+It shares no code with the de-identifier (it imports nothing from ``clinic_ai.deid`` or ``clinic_ai.deidentification``,
 nor Django, nor Celery): its own strict DICOM reader, its own allow-list written from pydicom's
 data dictionary and PS3.15 Table E.1-1, its own reading of the original's identifying values.
 A file it cannot vouch for is refused with :class:`GateRefused` (``rule``, ``reason``); any
