@@ -33,6 +33,7 @@ from pydicom.valuerep import PersonName
 from .annex_e import TABLE_SOURCE
 from .descriptors import clean_descriptor
 from .dicomio import check_supported, dicom_to_bytes, element_vr, read_dicom
+from .encoding import GRAMMAR_VRS, REASON_BAD_VALUE, kept_value_ok, mapped_uid_ok
 from .errors import InvalidInputError, UnsupportedDicomError
 from .files import write_atomic
 from .options import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, DeidOptions
@@ -48,7 +49,17 @@ PSEUDONYM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 _TABLE_EDITION = next((tok for tok in re.findall(r"\d{4}[a-e]", TABLE_SOURCE)), "")
 _FILE_META_KEPT = {0x00020001, 0x00020002, 0x00020010}  # version, SOP class, transfer syntax
-_STRUCTURAL = frozenset({"private", "command-group", "file-meta-in-dataset", "group-length", "curve", "overlay"})
+_STRUCTURAL = frozenset(
+    {
+        "private",
+        "command-group",
+        "file-meta-in-dataset",
+        "group-length",
+        "curve",
+        "overlay",
+        "repeating-group-out-of-range",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,15 @@ def _pack(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def _encoded_text(value: Any) -> bytes:
+    """A decoded text value as the bytes ``encoding.kept_value_ok`` checks."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return "\\".join("" if v is None else str(v) for v in _values(value)).encode("latin-1", "replace")
+
+
 def _is_empty(value: Any) -> bool:
     if value is None:
         return True
@@ -182,6 +202,8 @@ class _Walker:
                 if " " not in vr:  # ambiguous VRs ("US or SS") are resolved by decoding
                     action = self.decide(tag, vr).action
                     if action is Action.KEEP and (raw.VR is not None or implicit):
+                        if vr in GRAMMAR_VRS and not kept_value_ok(tag, vr, raw.value):
+                            raise InvalidInputError(REASON_BAD_VALUE)
                         out[raw.tag] = raw  # immutable: shared, written back byte for byte
                         continue
                     if action is Action.REMOVE:
@@ -204,6 +226,8 @@ class _Walker:
     def apply(self, out: Dataset, elem: DataElement, vr: str, decision: Decision, path: str) -> None:
         action, tag, value = decision.action, elem.tag, elem.value
         if action is Action.KEEP:
+            if vr in GRAMMAR_VRS and not kept_value_ok(int(tag), vr, _encoded_text(value)):
+                raise InvalidInputError(REASON_BAD_VALUE)
             # deepcopy keeps the value exactly as read (no re-validation) and
             # shares immutable bytes, so pixel data is not duplicated.
             out.add(copy.deepcopy(elem))
@@ -242,6 +266,8 @@ class _Walker:
         for v in _values(elem.value):
             v = "" if v is None else str(v).strip(" \x00")
             if v and not is_well_known_uid(v):
+                if not mapped_uid_ok(v):  # text where a UID belongs: not a value to hash and keep going
+                    raise InvalidInputError(REASON_BAD_VALUE)
                 new_values.append(self.map_uid(v))
                 mapped += 1
             else:
