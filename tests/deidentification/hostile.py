@@ -432,9 +432,8 @@ def _uid_with_text(who: Identity) -> Case:
     elements = [e for e in baseline(who, is_implicit=False) if e[0] != 0x0020000D]
     elements = _add(elements, _text(0x0020000D, "UI", text_uid, False))
     data = _build(who, elements, is_implicit=False)
-    return Case(
-        "text-in-study-uid", 6, "StudyInstanceUID 1.2.840.10008.<name>", data, _planted(who) | {"text UID": text_uid}
-    )
+    planted = {k: v for k, v in _planted(who).items() if k != "StudyInstanceUID"} | {"text UID": text_uid}
+    return Case("text-in-study-uid", 6, "StudyInstanceUID 1.2.840.10008.<name>", data, planted)
 
 
 def _sop_class_text(who: Identity, *, where: str) -> Case:
@@ -445,7 +444,8 @@ def _sop_class_text(who: Identity, *, where: str) -> Case:
     elements = _add(elements, _text(0x00080016, "UI", text if in_dataset else CT_IMAGE, False))
     meta = file_meta(EXPLICIT, text if in_meta else CT_IMAGE, who.sop_uid)
     data = part10(meta, b"".join(chunk for _, chunk in elements))
-    return Case(f"text-in-sop-class-{where}", 6, f"SOPClassUID free text ({where})", data, _planted(who) | _hidden(who))
+    planted = _planted(who) | {"hidden family name": who.hidden_name.split("^")[0]}
+    return Case(f"text-in-sop-class-{where}", 6, f"SOPClassUID free text ({where})", data, planted)
 
 
 def _referenced_sop_class_text(who: Identity) -> Case:
