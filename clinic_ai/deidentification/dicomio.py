@@ -58,6 +58,7 @@ from .encoding import (
     private_creator_slot,
     repeating_group_out_of_range,
     sop_class_ok,
+    un_may_hold_dataset,
 )
 from .errors import InvalidInputError, NotDicomError, TruncatedDicomError, UnsupportedDicomError
 from .files import write_atomic
@@ -235,6 +236,8 @@ def _check_encoding(ds: Dataset, implicit: bool) -> None:
             raise InvalidInputError(REASON_AMBIGUOUS_ENCODING)
         if raw.VR is not None and not raw.is_implicit_VR and not explicit_vr_ok(tag, raw.VR):
             raise InvalidInputError(REASON_UNREADABLE_TYPE)
+        if raw.VR == "UN" and (raw.length == _UNDEFINED or un_may_hold_dataset(raw.value or b"")):
+            raise InvalidInputError(REASON_UNREADABLE_TYPE)  # an unknown tag's UN that may hide a dataset
         if tag & 0xFFFF == 0 and group > 0x0002 and raw.length == 4 and raw.value is not None:
             declared = struct.unpack("<L" if raw.is_little_endian else ">L", raw.value)[0]
             members = [r for t, r in raws[n + 1 :] if t >> 16 == group]

@@ -15,11 +15,11 @@ would keep as it came although it does not look like what its type allows.
 * a group length must be the length of its group;
 * sequences nest at most :data:`MAX_DEPTH` deep;
 * values kept as they came must pass their VR's grammar (PS3.5 6.2), with a few legacy forms
-  accepted (``HH:MM:SS`` times, ``YYYY.MM.DD`` dates); UIDs kept as structure must be valid UIDs,
-  no unregistered UID under the DICOM root is kept (a SOP class or transfer syntax attribute
-  there must name one), and the object's own SOP class (dataset and file meta) must be a
-  registered one; UIDs that are replaced must at least be digits and dots (a value with letters
-  in it is text, not a UID).
+  accepted (``HH:MM:SS`` times, ``YYYY.MM.DD`` dates); UIDs kept as structure must be valid UIDs
+  (else the file is refused); a valid one that is not registered where it must be (SOP class and
+  transfer syntax attributes; anything under the DICOM root) is emptied; the object's own SOP
+  class (dataset and file meta) must be a registered one; UIDs that are replaced must at least be
+  digits and dots (a value with letters in it is text, not a UID).
 
 Pure: pydicom's data dictionary and UID registry only.
 """
@@ -43,8 +43,11 @@ __all__ = [
     "REASON_REPEATING_GROUP",
     "REASON_SOP_CLASS",
     "REASON_UNREADABLE_TYPE",
+    "EMPTIED_UNREGISTERED",
     "explicit_vr_ok",
+    "kept_uid_registered",
     "kept_value_ok",
+    "un_may_hold_dataset",
     "mapped_uid_ok",
     "private_creator_slot",
     "repeating_group_out_of_range",
@@ -101,6 +104,11 @@ def undefined_length_ok(tag: int, vr: str | None) -> bool:
         return vr == "SQ"
     allowed = dictionary_vrs(tag)
     return allowed is None or allowed == {"SQ"}
+
+
+def un_may_hold_dataset(value: bytes | bytearray | memoryview) -> bool:
+    """A UN value (of a tag the dictionary does not know) that starts like a sequence item."""
+    return bytes(value[:4]) == b"\xfe\xff\x00\xe0"
 
 
 def repeating_group_out_of_range(group: int) -> bool:
@@ -178,17 +186,37 @@ def sop_class_ok(uid: str) -> bool:
     return _registered(uid.strip(" \x00"), "SOP Class")
 
 
-def _kept_uid_ok(tag: int, raw: bytes) -> bool:
-    value = raw.rstrip(b" \x00")
-    if len(value) > 64 or not _UID.fullmatch(value):
-        return False
-    uid = value.decode("ascii")
-    if uid.startswith(_DICOM_ROOT):
-        kind = "SOP Class" if tag in SOP_CLASS_TAGS else "Transfer Syntax" if tag in TRANSFER_SYNTAX_TAGS else ""
-        return _registered(uid, kind)
-    # A vendor's class (e.g. Siemens' 1.3.12.2.1107.5.9.1, referenced by its CT images) is a valid
-    # UID outside the root. The object's own SOP class must be registered (``sop_class_ok``).
+def _uid_grammar_ok(raw: bytes) -> bool:
+    value = raw.strip(b" \x00")
+    return len(value) <= 64 and _UID.fullmatch(value) is not None
+
+
+def kept_uid_registered(tag: int, raw: bytes | bytearray | memoryview) -> bool:
+    """Is every value of a kept UI element (grammar already checked) one we may keep as it is?
+
+    SOP class attributes must name a registered SOP class and transfer syntax attributes a
+    registered transfer syntax; any other kept UID (coding schemes, contexts...) may be an
+    organisation's own, but not an unregistered one under the DICOM root. A value that fails is
+    a valid UID we cannot vouch for (a vendor's private class, say): the callers empty the element
+    (:data:`EMPTIED_UNREGISTERED`) rather than reject the file, as text there is already refused
+    by the grammar."""
+    for value in bytes(raw).split(b"\\"):
+        uid = value.strip(b" \x00").decode("ascii", "replace")
+        if not uid:
+            continue
+        if tag in SOP_CLASS_TAGS:
+            ok = _registered(uid, "SOP Class")
+        elif tag in TRANSFER_SYNTAX_TAGS:
+            ok = _registered(uid, "Transfer Syntax")
+        else:
+            ok = not uid.startswith(_DICOM_ROOT) or uid in UID_dictionary
+        if not ok:
+            return False
     return True
+
+
+EMPTIED_UNREGISTERED: Final = "empty:unregistered-uid"
+"""The audit action of a kept UI element emptied by :func:`kept_uid_registered`."""
 
 
 def kept_value_ok(tag: int, vr: str, raw: bytes | bytearray | memoryview) -> bool:
@@ -200,7 +228,7 @@ def kept_value_ok(tag: int, vr: str, raw: bytes | bytearray | memoryview) -> boo
     if not data:
         return True
     if vr == "UI":
-        return all(not v.strip(b" \x00") or _kept_uid_ok(tag, v) for v in data.split(b"\\"))
+        return all(not v.strip(b" \x00") or _uid_grammar_ok(v) for v in data.split(b"\\"))
     grammar = _GRAMMAR.get(vr)
     if grammar is None:
         return True

@@ -33,7 +33,14 @@ from pydicom.valuerep import PersonName
 from .annex_e import TABLE_SOURCE
 from .descriptors import clean_descriptor
 from .dicomio import check_supported, dicom_to_bytes, element_vr, read_dicom
-from .encoding import GRAMMAR_VRS, REASON_BAD_VALUE, kept_value_ok, mapped_uid_ok
+from .encoding import (
+    EMPTIED_UNREGISTERED,
+    GRAMMAR_VRS,
+    REASON_BAD_VALUE,
+    kept_uid_registered,
+    kept_value_ok,
+    mapped_uid_ok,
+)
 from .errors import InvalidInputError, UnsupportedDicomError
 from .files import write_atomic
 from .options import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, DeidOptions
@@ -202,8 +209,8 @@ class _Walker:
                 if " " not in vr:  # ambiguous VRs ("US or SS") are resolved by decoding
                     action = self.decide(tag, vr).action
                     if action is Action.KEEP and (raw.VR is not None or implicit):
-                        if vr in GRAMMAR_VRS and not kept_value_ok(tag, vr, raw.value):
-                            raise InvalidInputError(REASON_BAD_VALUE)
+                        if vr in GRAMMAR_VRS and not self._kept(out, tag, vr, raw.value, parent):
+                            continue
                         out[raw.tag] = raw  # immutable: shared, written back byte for byte
                         continue
                     if action is Action.REMOVE:
@@ -226,8 +233,9 @@ class _Walker:
     def apply(self, out: Dataset, elem: DataElement, vr: str, decision: Decision, path: str) -> None:
         action, tag, value = decision.action, elem.tag, elem.value
         if action is Action.KEEP:
-            if vr in GRAMMAR_VRS and not kept_value_ok(int(tag), vr, _encoded_text(value)):
-                raise InvalidInputError(REASON_BAD_VALUE)
+            parent = path.rpartition(">")[0]
+            if vr in GRAMMAR_VRS and not self._kept(out, int(tag), vr, _encoded_text(value), parent):
+                return
             # deepcopy keeps the value exactly as read (no re-validation) and
             # shares immutable bytes, so pixel data is not duplicated.
             out.add(copy.deepcopy(elem))
@@ -256,6 +264,17 @@ class _Walker:
             self._clean(out, elem, vr, decision, path)
         else:  # pragma: no cover - exhaustive
             raise AssertionError(action)
+
+    def _kept(self, out: Dataset, tag: int, vr: str, raw: bytes, parent: str) -> bool:
+        """May a kept value stay as it came? Rejects a value that fails its grammar; empties (into
+        ``out``) a valid UID that is not registered where it must be (``encoding.py``)."""
+        if not kept_value_ok(tag, vr, raw):
+            raise InvalidInputError(REASON_BAD_VALUE)
+        if vr == "UI" and not kept_uid_registered(tag, raw):
+            out.add(DataElement(tag, "UI", ""))
+            self.note("emptied", EMPTIED_UNREGISTERED, f"{parent}>{tag_label(tag)}" if parent else tag_label(tag))
+            return False
+        return True
 
     def _uids(self, out: Dataset, elem: DataElement, vr: str, path: str) -> None:
         if vr != "UI":

@@ -54,10 +54,12 @@ from .encoding import (
     GRAMMAR_VRS,
     MAX_DEPTH,
     explicit_vr_ok,
+    kept_uid_registered,
     kept_value_ok,
     mapped_uid_ok,
     private_creator_slot,
     repeating_group_out_of_range,
+    un_may_hold_dataset,
     undefined_length_ok,
 )
 from .engine import _STRUCTURAL, DeidResult, _check_arguments, _file_meta, _set_markers, _Walker
@@ -202,6 +204,8 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
                 raise Fallback  # pydicom's path rejects it with its reason
             if vr is not None and not explicit_vr_ok(tag, vr):
                 raise Fallback  # a VR the dictionary does not give this tag, or UN
+            if vr == "UN" and un_may_hold_dataset(buf[start : start + 4]):
+                raise Fallback  # (an unknown tag's) UN that may hide a dataset
             if 0x5000 < group <= 0x60FF and repeating_group_out_of_range(group):
                 raise Fallback
             if not element and length == 4 and group > 0x0002:
@@ -435,8 +439,11 @@ class _FastWalker:
             kind = plan[0]
             if kind is _COPY:
                 value = elem.value
-                if plan[3] is not None and not kept_value_ok(tag, plan[3], value):
-                    raise Fallback  # the pydicom path rejects it
+                check = plan[3]
+                if check is not None and (
+                    not kept_value_ok(tag, check, value) or (check == "UI" and not kept_uid_registered(tag, value))
+                ):
+                    raise Fallback  # the pydicom path rejects it, or empties an unregistered UID
                 if tag == _SOP_CLASS and depth == 0:
                     # The engine reads it for the file meta, and pydicom writes what it read.
                     out.append((tag, self._decoded(elem, read_encoding, encodings)))

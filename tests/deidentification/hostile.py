@@ -383,6 +383,16 @@ def _un_sequence(who: Identity, *, big: bool) -> Case:
     return Case(f"un-sequence-{'64k' if big else 'small'}", 4, f"AnatomicRegionSequence as UN {size}", data, planted)
 
 
+def _un_unknown_tag_with_dataset(who: Identity) -> Case:
+    """UN on a public tag no dictionary knows, its value an item with a name inside."""
+    unknown = 0x00320099  # (0032,0099): even, unknown to the data dictionary
+    value = item(_hidden_dataset(who, is_implicit=True))
+    elements = _add(baseline(who, is_implicit=False), (unknown, explicit(unknown, "UN", value)))
+    data = _build(who, elements, is_implicit=False)
+    planted = _planted(who) | _hidden(who) | {"hidden ID": who.hidden_id, "hidden UID": who.hidden_uid}
+    return Case("un-unknown-tag-with-dataset", 4, "(0032,0099) as UN holding an item with a name", data, planted)
+
+
 def sorted_implicit(content: bytes) -> bytes:
     """Re-order the implicit VR elements of an item by tag."""
     out, pos = [], 0
@@ -546,6 +556,7 @@ _BUILDERS: list[Callable[[Identity], Case]] = [
     lambda w: _un_person_name(w, big=False),
     lambda w: _un_sequence(w, big=True),
     lambda w: _un_sequence(w, big=False),
+    _un_unknown_tag_with_dataset,
     _person_name_as_lo,
     _sequence_as_ob,
     _text_as_ob,

@@ -124,6 +124,46 @@ def test_the_clean_baseline_is_released_without_its_identifiers(tmp_path, db):
     assert leaks_in_file(output, case.planted) == []
 
 
+def test_a_valid_but_unregistered_class_uid_is_emptied_not_kept(tmp_path):
+    """A vendor's SOP class UID in ReferencedSOPClassUID is a valid UID nobody can vouch for:
+    digits can spell a number as well as a class. The pydicom path empties it (the fast path
+    leaves the file to it) and the file is released; text there is rejected (the cases above)."""
+    from clinic_ai.deidentification import DeidOptions
+    from clinic_ai.deidentification.fastpath import Fallback, deidentify_bytes
+    from clinic_ai.deidentification.pipeline import process_dicom
+
+    from . import corpus as C
+    from .hostile import Identity, _build, baseline, explicit, pad, sequence
+
+    who = Identity.fresh()
+    vendor_class = who.hidden_uid  # digits and dots, outside 1.2.840.10008.
+    ref = explicit(0x00081150, "UI", pad(vendor_class.encode(), "UI"))
+    data = _build(
+        who,
+        [*baseline(who, is_implicit=False), (0x00081140, sequence(0x00081140, [ref], is_implicit=False))],
+        is_implicit=False,
+    )
+    assert vendor_class.encode() in data
+    with pytest.raises(Fallback):
+        deidentify_bytes(data, options=DeidOptions(), uid_secret=C.UID_SECRET, identity=C.identity_for)
+    src, dst = tmp_path / "in.dcm", tmp_path / "out.dcm"
+    src.write_bytes(data)
+    outcome = process_dicom(
+        src,
+        dst,
+        options=DeidOptions(),
+        uid_secret=C.UID_SECRET,
+        patient_secret=C.PATIENT_SECRET,
+        project_key=C.PROJECT_KEY,
+        template_for=lambda device: None,
+        detector=None,
+    )
+    assert outcome.status == "released", outcome.reason
+    released = pydicom.dcmread(dst)
+    assert released.ReferencedImageSequence[0].ReferencedSOPClassUID == ""
+    assert leaks_in_file(dst.read_bytes(), {"vendor class": vendor_class, "name": who.name}) == []
+
+
 # -- through the command line --------------------------------------------------------------
 
 
