@@ -57,7 +57,6 @@ from .encoding import (
     kept_uid_registered,
     kept_value_ok,
     mapped_uid_ok,
-    private_creator_slot,
     repeating_group_out_of_range,
     un_may_hold_dataset,
     undefined_length_ok,
@@ -148,6 +147,7 @@ def _dictionary_vr(tag: int) -> str:
         return "UL" if tag & 0xFFFF == 0 else "UN"
 
 
+_VR_OK: dict[int, bool] = {}  # (tag << 16 | the VR's two bytes) -> encoding.explicit_vr_ok
 _VR_CODES = {_SHORT_LENGTH.unpack(vr)[0]: (vr.decode(), vr in _LONG_VRS) for vr in _VRS}
 
 
@@ -165,11 +165,12 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
     last = -1
     creators: set[int] = set()
     length_group, length_end, declared = -1, 0, 0  # the group whose length is being checked
-    unpack, unpack_long, vr_codes, dictionary_vr = (
+    unpack, unpack_long, vr_codes, dictionary_vr, vr_ok = (
         _TAG_LENGTH.unpack_from,
         _LONG_LENGTH.unpack_from,
         _VR_CODES,
         _dictionary_vr,
+        _VR_OK,
     )
     while pos < end:
         if pos + 8 > end:
@@ -185,7 +186,8 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
             if tag == _ITEM_END and item_undefined and length == 0:
                 return out, start
         else:
-            code = vr_codes.get(length & 0xFFFF)
+            raw_vr = length & 0xFFFF
+            code = vr_codes.get(raw_vr)
             if code is None:
                 raise Fallback
             vr, long = code
@@ -202,8 +204,14 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
             size = _NUMBER_SIZES.get(dictionary_vr(tag) if vr is None or vr == "UN" else vr)
             if size and length != _UNDEFINED and length % size:
                 raise Fallback  # pydicom's path rejects it with its reason
-            if vr is not None and not explicit_vr_ok(tag, vr):
-                raise Fallback  # a VR the dictionary does not give this tag, or UN
+            if vr is not None:
+                ok = vr_ok.get(tag << 16 | raw_vr)
+                if ok is None:
+                    if len(vr_ok) > _MAX_PLANS:
+                        vr_ok.clear()
+                    ok = vr_ok[tag << 16 | raw_vr] = explicit_vr_ok(tag, vr)
+                if not ok:
+                    raise Fallback  # a VR the dictionary does not give this tag, or UN
             if vr == "UN" and un_may_hold_dataset(buf[start : start + 4]):
                 raise Fallback  # (an unknown tag's) UN that may hide a dataset
             if 0x5000 < group <= 0x60FF and repeating_group_out_of_range(group):
@@ -211,12 +219,11 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
             if not element and length == 4 and group > 0x0002:
                 length_group, length_end = group, start + 4
                 declared = _LONG_LENGTH.unpack_from(buf, start)[0] if start + 4 <= end else -1
+        elif element >= 0x1000:  # private data: its creator first (encoding.private_creator_slot)
+            if group << 16 | element >> 8 not in creators:
+                raise Fallback
         else:
-            slot = private_creator_slot(tag)
-            if slot is None:
-                creators.add(tag)
-            elif slot not in creators:
-                raise Fallback  # a private element without its creator
+            creators.add(tag)
         if length == _UNDEFINED:
             if tag == _PIXEL_DATA:
                 if implicit or vr not in ("OB", "OW"):
