@@ -256,33 +256,24 @@ def _hidden_dataset(who: Identity, *, is_implicit: bool) -> bytes:
 
 def _two_readings(who: Identity, vr: str) -> Case:
     """Implicit VR: the first element (ImageType) is 'tag, length' where the length's bytes spell
-    ``vr``: pydicom switches to explicit VR and reads a second header hidden inside the value the
-    implicit reading sees, with the real patient's name, ID, birth date and SOP instance UID."""
+    ``vr``: pydicom switches to explicit VR and reads a second, complete image hidden inside the
+    value the implicit reading sees (the real patient's name, ID, birth date and SOP instance UID,
+    and a pixel data element that swallows the rest of the file), so a reader that inspects the
+    file with pydicom accepts it and only the de-identifier can tell."""
     length = struct.unpack("<L", vr.encode() + b"\x00\x00")[0]
-    rest = b"".join(chunk for tag, chunk in baseline(who, is_implicit=True) if tag != 0x00080016)
-    hidden = b"".join(
-        (
-            explicit(0x00080016, "UI", pad(CT_IMAGE.encode(), "UI")),
-            explicit(0x00080018, "UI", pad(who.sop_uid.encode(), "UI")),
-            explicit(0x00100010, "PN", pad(who.name.encode(), "PN")),
-            explicit(0x00100020, "LO", pad(who.patient_id.encode(), "LO")),
-            explicit(0x00100030, "DA", who.birth_date.encode()),
-        )
-    )
+    rest = b"".join(chunk for _, chunk in baseline(who, is_implicit=True))
+    hidden = b"".join(chunk for tag, chunk in baseline(who, is_implicit=False) if tag != 0x7FE00010)
     # Explicit reading: (0008,0008) VR, [reserved + 4-byte length 0 | 2-byte length 0], then the
-    # hidden elements, then a private OB element that swallows everything to the end of the file.
+    # hidden elements, then pixel data running to the end of the file.
     lead = b"\x00\x00\x00\x00" if vr in _LONG else b""
-    creator = explicit(0x00110010, "LO", pad(b"HOSTILE", "LO"))
-    used = len(lead) + len(hidden) + len(creator) + 12
+    used = len(lead) + len(hidden) + 12
     filler = b"\x00" * (length - used)
-    swallow = explicit(0x00111010, "OB", b"", length=len(filler) + len(rest))
+    swallow = explicit(0x7FE00010, "OB", b"", length=len(filler) + len(rest))
     first = struct.pack("<HHL", 0x0008, 0x0008, length)
-    value = lead + hidden + creator + swallow + filler
+    value = lead + hidden + swallow + filler
     assert len(value) == length
-    # The implicit reading: ImageType (length bytes spelling the VR) and then the real dataset,
-    # whose SOP class comes first (tags must ascend: SOPClassUID (0008,0016) > ImageType).
-    body = first + value + rest
-    data = part10(file_meta(IMPLICIT, CT_IMAGE, who.sop_uid), body)
+    # The implicit reading: ImageType (its length's bytes spelling the VR), then the real dataset.
+    data = part10(file_meta(IMPLICIT, CT_IMAGE, who.sop_uid), first + value + rest)
     return Case(f"two-readings-{vr.lower()}", 1, f"implicit VR, first length spells {vr!r}", data, _planted(who))
 
 

@@ -164,6 +164,32 @@ def test_a_valid_but_unregistered_class_uid_is_emptied_not_kept(tmp_path):
     assert leaks_in_file(dst.read_bytes(), {"vendor class": vendor_class, "name": who.name}) == []
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_deidentifier_alone_rejects_every_case_with_a_reason(case: Case, tmp_path):
+    """The library's DICOM step (fast path first, as the pipeline runs it), without the upload's
+    own inspection in front of it: it must refuse every case itself, and write nothing."""
+    from clinic_ai.deidentification import DeidOptions
+    from clinic_ai.deidentification.pipeline import process_dicom
+
+    from . import corpus as C
+
+    src, dst = tmp_path / "in.dcm", tmp_path / "out.dcm"
+    src.write_bytes(case.data)
+    outcome = process_dicom(
+        src,
+        dst,
+        options=DeidOptions(),
+        uid_secret=C.UID_SECRET,
+        patient_secret=C.PATIENT_SECRET,
+        project_key=C.PROJECT_KEY,
+        template_for=lambda device: None,
+        detector=None,
+    )
+    assert outcome.status == "rejected", (case.name, outcome.status)
+    assert _is_sentence_without(outcome.reason, case.planted), outcome.reason
+    assert not dst.exists()
+
+
 # -- through the command line --------------------------------------------------------------
 
 
