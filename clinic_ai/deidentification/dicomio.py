@@ -210,17 +210,25 @@ _KNOWN_VRS = frozenset(v.value for v in VR)
 _LONG_HEADER_VRS = frozenset(EXPLICIT_VR_LENGTH_32)
 
 
-def _header_length(raw: RawDataElement) -> int:
-    return 12 if not raw.is_implicit_VR and raw.VR in _LONG_HEADER_VRS else 8
+def _element_start(elem, implicit: bool) -> int | None:
+    """Where an element's header starts in the file: from its value's position (a raw element's
+    ``value_tell``, a decoded one's ``file_tell``) less its header's length."""
+    if isinstance(elem, RawDataElement):
+        position, implicit, vr = elem.value_tell, elem.is_implicit_VR, elem.VR
+    else:
+        position, vr = getattr(elem, "file_tell", None), elem.VR
+    if position is None:
+        return None
+    return position - (12 if not implicit and vr in _LONG_HEADER_VRS else 8)
 
 
 def _check_encoding(ds: Dataset, implicit: bool) -> None:
     """Refuse what another reader could read differently (the rules of ``encoding.py``, which the
-    fast path applies to the bytes): call on a dataset whose elements are all still raw."""
+    fast path applies to the bytes), on a dataset freshly read (its elements mostly still raw)."""
     raws = [(int(tag), ds.get_item(tag)) for tag in sorted(ds.keys())]
     creators: set[int] = set()
     for n, (tag, raw) in enumerate(raws):
-        if not isinstance(raw, RawDataElement):
+        if not isinstance(raw, RawDataElement):  # decoded already by the checks before (SOPClassUID...)
             continue
         group = tag >> 16
         if group & 1:
@@ -242,14 +250,15 @@ def _check_encoding(ds: Dataset, implicit: bool) -> None:
             declared = struct.unpack("<L" if raw.is_little_endian else ">L", raw.value)[0]
             members = [r for t, r in raws[n + 1 :] if t >> 16 == group]
             following = next((r for t, r in raws[n + 1 :] if t >> 16 != group), None)
-            if not all(isinstance(r, RawDataElement) for r in members):
-                continue  # already decoded (no position left to compare): the fast path checks the bytes
-            if members and members[-1].length != _UNDEFINED:
-                group_end = members[-1].value_tell + members[-1].length
-            elif isinstance(following, RawDataElement):
-                group_end = following.value_tell - _header_length(following)
+            last = members[-1] if members else None
+            if isinstance(last, RawDataElement) and last.length != _UNDEFINED:
+                group_end: int | None = last.value_tell + last.length
+            elif following is not None:
+                group_end = _element_start(following, implicit)
             else:
-                continue  # the end of an undefined length group at the end of its dataset: unknown
+                group_end = None
+            if group_end is None:
+                continue  # the group ends where its dataset ends, which is not known here
             if group_end - (raw.value_tell + 4) != declared:
                 raise InvalidInputError(REASON_GROUP_LENGTH)
 
