@@ -45,6 +45,21 @@ from pydicom.hooks import raw_element_vr as _default_raw_element_vr
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from .encoding import (
+    MAX_DEPTH,
+    REASON_AMBIGUOUS_ENCODING,
+    REASON_DEPTH,
+    REASON_GROUP_LENGTH,
+    REASON_NO_PRIVATE_CREATOR,
+    REASON_REPEATING_GROUP,
+    REASON_SOP_CLASS,
+    REASON_UNREADABLE_TYPE,
+    explicit_vr_ok,
+    private_creator_slot,
+    repeating_group_out_of_range,
+    sop_class_ok,
+    un_may_hold_dataset,
+)
 from .errors import InvalidInputError, NotDicomError, TruncatedDicomError, UnsupportedDicomError
 from .files import write_atomic
 
@@ -144,7 +159,7 @@ def check_dataset_complete(ds: Dataset) -> None:
     problems: list[str] = []
     _walk_raw(ds, problems)
     if problems:
-        raise TruncatedDicomError(f"DICOM input is truncated: element(s) {', '.join(problems[:5])} end early")
+        raise TruncatedDicomError("DICOM input is truncated: some elements end early")
     check_image_data(ds)
 
 
@@ -192,8 +207,71 @@ def element_vr(ds: Dataset, raw: RawDataElement) -> str:
 _KNOWN_VRS = frozenset(v.value for v in VR)
 
 
-def _parse_structure(ds: Dataset, problems: list[str]) -> None:
-    """Parse every sequence (recursively) and check raw lengths, without decoding other values."""
+_LONG_HEADER_VRS = frozenset(EXPLICIT_VR_LENGTH_32)
+
+
+def _element_start(elem, implicit: bool) -> int | None:
+    """Where an element's header starts in the file: from its value's position (a raw element's
+    ``value_tell``, a decoded one's ``file_tell``) less its header's length."""
+    if isinstance(elem, RawDataElement):
+        position, implicit, vr = elem.value_tell, elem.is_implicit_VR, elem.VR
+    else:
+        position, vr = getattr(elem, "file_tell", None), elem.VR
+    if position is None:
+        return None
+    return position - (12 if not implicit and vr in _LONG_HEADER_VRS else 8)
+
+
+def _check_encoding(ds: Dataset, implicit: bool) -> None:
+    """Refuse what another reader could read differently (the rules of ``encoding.py``, which the
+    fast path applies to the bytes), on a dataset freshly read (its elements mostly still raw)."""
+    raws = [(int(tag), ds.get_item(tag)) for tag in sorted(ds.keys())]
+    creators: set[int] = set()
+    for n, (tag, raw) in enumerate(raws):
+        if not isinstance(raw, RawDataElement):  # decoded already by the checks before (SOPClassUID...)
+            continue
+        group = tag >> 16
+        if group & 1:
+            slot = private_creator_slot(tag)
+            if slot is None:
+                creators.add(tag)
+            elif slot not in creators:
+                raise InvalidInputError(REASON_NO_PRIVATE_CREATOR)
+            continue
+        if repeating_group_out_of_range(group):
+            raise InvalidInputError(REASON_REPEATING_GROUP)
+        if raw.is_implicit_VR != implicit:  # items pydicom read in the other encoding
+            raise InvalidInputError(REASON_AMBIGUOUS_ENCODING)
+        if raw.VR is not None and not raw.is_implicit_VR and not explicit_vr_ok(tag, raw.VR):
+            raise InvalidInputError(REASON_UNREADABLE_TYPE)
+        if raw.VR == "UN" and (raw.length == _UNDEFINED or un_may_hold_dataset(raw.value or b"")):
+            raise InvalidInputError(REASON_UNREADABLE_TYPE)  # an unknown tag's UN that may hide a dataset
+        if tag & 0xFFFF == 0 and group > 0x0002 and raw.length == 4 and raw.value is not None:
+            declared = struct.unpack("<L" if raw.is_little_endian else ">L", raw.value)[0]
+            members = [r for t, r in raws[n + 1 :] if t >> 16 == group]
+            following = next((r for t, r in raws[n + 1 :] if t >> 16 != group), None)
+            last = members[-1] if members else None
+            if isinstance(last, RawDataElement) and last.length != _UNDEFINED:
+                group_end: int | None = last.value_tell + last.length
+            elif following is not None:
+                group_end = _element_start(following, implicit)
+            else:
+                group_end = None
+            if group_end is None:
+                continue  # the group ends where its dataset ends, which is not known here
+            if group_end - (raw.value_tell + 4) != declared:
+                raise InvalidInputError(REASON_GROUP_LENGTH)
+
+
+def _parse_structure(ds: Dataset, problems: list[str], implicit: bool, depth: int = 0, strict: bool = True) -> None:
+    """Parse every sequence (recursively) and check raw lengths, without decoding other values.
+
+    ``strict``: also refuse ambiguous encodings (:func:`_check_encoding`); not inside private
+    sequences, which are removed unread."""
+    if depth > MAX_DEPTH:
+        raise InvalidInputError(REASON_DEPTH)
+    if strict:
+        _check_encoding(ds, implicit)
     for tag in list(ds.keys()):
         item = ds.get_item(tag)
         if isinstance(item, RawDataElement):
@@ -203,6 +281,8 @@ def _parse_structure(ds: Dataset, problems: list[str]) -> None:
             vr = element_vr(ds, item)
             if vr not in _KNOWN_VRS:  # pydicom would fail on it later, wherever it is first read
                 raise InvalidInputError("DICOM input has undecodable elements", detail="VR")
+            if strict and item.length == _UNDEFINED and vr != "SQ" and tag != _PIXEL_DATA and not tag >> 16 & 1:
+                raise InvalidInputError(REASON_UNREADABLE_TYPE)  # opaque bytes where items may hide
             if vr == "SQ":
                 item = ds[tag]  # parses the items; their elements stay raw
             else:
@@ -212,7 +292,7 @@ def _parse_structure(ds: Dataset, problems: list[str]) -> None:
                 continue
         if getattr(item, "VR", None) == "SQ" and item.value is not None:
             for sub in item.value:
-                _parse_structure(sub, problems)
+                _parse_structure(sub, problems, implicit, depth + 1, strict and not tag >> 16 & 1)
 
 
 def _convert_all(ds: Dataset) -> None:
@@ -250,20 +330,20 @@ def read_dicom(source: DicomSource, *, decode_values: bool = True) -> FileDatase
                 raise NotDicomError("input could not be parsed as DICOM", detail=type(exc).__name__) from None
             for warning in caught:
                 text = str(warning.message).lower()
+                if "but found" in text and " vr" in text:  # pydicom switched between implicit and explicit VR
+                    raise InvalidInputError(REASON_AMBIGUOUS_ENCODING)
                 if any(hint in text for hint in _TRUNCATION_HINTS) and "explicit vr" not in text:
                     raise TruncatedDicomError("DICOM input is truncated (missing delimiter or data)")
             try:  # any other exception below: a value pydicom cannot decode
                 check_dataset_complete(ds)
                 _check_tail(ds, _source_size(fp))
+                problems: list[str] = []
+                _parse_structure(ds, problems, _is_implicit(ds))
+                if problems:
+                    # No tags in the message: a "tag" read from damaged bytes is any four bytes of the file.
+                    raise TruncatedDicomError("DICOM input is truncated: some elements end early")
                 if decode_values:
                     _convert_all(ds)
-                else:
-                    problems: list[str] = []
-                    _parse_structure(ds, problems)
-                    if problems:
-                        raise TruncatedDicomError(
-                            f"DICOM input is truncated: element(s) {', '.join(problems[:5])} end early"
-                        )
             except InvalidInputError:
                 raise
             except Exception as exc:
@@ -280,8 +360,14 @@ def read_dicom(source: DicomSource, *, decode_values: bool = True) -> FileDatase
             fp.close()
 
 
+def _is_implicit(ds: Dataset) -> bool:
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    return ts is not None and UID(ts).is_transfer_syntax and UID(ts).is_implicit_VR
+
+
 def check_supported(ds: Dataset) -> None:
-    """Refuse objects we cannot de-identify as a single instance."""
+    """Refuse objects we cannot de-identify as a single instance, or whose SOP class (in the
+    dataset and in the file meta: both are kept as structure) is not a registered one."""
     file_meta = getattr(ds, "file_meta", None)
     ts = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
     sop_class = str(ds.get("SOPClassUID", "") or getattr(file_meta, "MediaStorageSOPClassUID", "") or "")
@@ -291,6 +377,9 @@ def check_supported(ds: Dataset) -> None:
         raise UnsupportedDicomError("DICOM input lacks SOPClassUID or SOPInstanceUID")
     if ts is not None and not UID(ts).is_transfer_syntax:
         raise UnsupportedDicomError("DICOM input uses an unknown transfer syntax")
+    meta_class = file_meta.get("MediaStorageSOPClassUID", None) if file_meta is not None else None
+    if not sop_class_ok(str(ds.SOPClassUID)) or (meta_class is not None and not sop_class_ok(str(meta_class))):
+        raise UnsupportedDicomError(REASON_SOP_CLASS)
 
 
 def dicom_to_bytes(ds: Dataset) -> bytes:

@@ -33,6 +33,14 @@ from pydicom.valuerep import PersonName
 from .annex_e import TABLE_SOURCE
 from .descriptors import clean_descriptor
 from .dicomio import check_supported, dicom_to_bytes, element_vr, read_dicom
+from .encoding import (
+    EMPTIED_UNREGISTERED,
+    GRAMMAR_VRS,
+    REASON_BAD_VALUE,
+    kept_uid_registered,
+    kept_value_ok,
+    mapped_uid_ok,
+)
 from .errors import InvalidInputError, UnsupportedDicomError
 from .files import write_atomic
 from .options import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, DeidOptions
@@ -48,7 +56,17 @@ PSEUDONYM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 _TABLE_EDITION = next((tok for tok in re.findall(r"\d{4}[a-e]", TABLE_SOURCE)), "")
 _FILE_META_KEPT = {0x00020001, 0x00020002, 0x00020010}  # version, SOP class, transfer syntax
-_STRUCTURAL = frozenset({"private", "command-group", "file-meta-in-dataset", "group-length", "curve", "overlay"})
+_STRUCTURAL = frozenset(
+    {
+        "private",
+        "command-group",
+        "file-meta-in-dataset",
+        "group-length",
+        "curve",
+        "overlay",
+        "repeating-group-out-of-range",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,15 @@ def _pack(values: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def _encoded_text(value: Any) -> bytes:
+    """A decoded text value as the bytes ``encoding.kept_value_ok`` checks."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return "\\".join("" if v is None else str(v) for v in _values(value)).encode("latin-1", "replace")
+
+
 def _is_empty(value: Any) -> bool:
     if value is None:
         return True
@@ -182,6 +209,8 @@ class _Walker:
                 if " " not in vr:  # ambiguous VRs ("US or SS") are resolved by decoding
                     action = self.decide(tag, vr).action
                     if action is Action.KEEP and (raw.VR is not None or implicit):
+                        if vr in GRAMMAR_VRS and not self._kept(out, tag, vr, raw.value, parent):
+                            continue
                         out[raw.tag] = raw  # immutable: shared, written back byte for byte
                         continue
                     if action is Action.REMOVE:
@@ -204,6 +233,9 @@ class _Walker:
     def apply(self, out: Dataset, elem: DataElement, vr: str, decision: Decision, path: str) -> None:
         action, tag, value = decision.action, elem.tag, elem.value
         if action is Action.KEEP:
+            parent = path.rpartition(">")[0]
+            if vr in GRAMMAR_VRS and not self._kept(out, int(tag), vr, _encoded_text(value), parent):
+                return
             # deepcopy keeps the value exactly as read (no re-validation) and
             # shares immutable bytes, so pixel data is not duplicated.
             out.add(copy.deepcopy(elem))
@@ -233,6 +265,17 @@ class _Walker:
         else:  # pragma: no cover - exhaustive
             raise AssertionError(action)
 
+    def _kept(self, out: Dataset, tag: int, vr: str, raw: bytes, parent: str) -> bool:
+        """May a kept value stay as it came? Rejects a value that fails its grammar; empties (into
+        ``out``) a valid UID that is not registered where it must be (``encoding.py``)."""
+        if not kept_value_ok(tag, vr, raw):
+            raise InvalidInputError(REASON_BAD_VALUE)
+        if vr == "UI" and not kept_uid_registered(tag, raw):
+            out.add(DataElement(tag, "UI", ""))
+            self.note("emptied", EMPTIED_UNREGISTERED, f"{parent}>{tag_label(tag)}" if parent else tag_label(tag))
+            return False
+        return True
+
     def _uids(self, out: Dataset, elem: DataElement, vr: str, path: str) -> None:
         if vr != "UI":
             out.add(DataElement(elem.tag, vr, empty_value_for_VR(vr)))
@@ -242,6 +285,8 @@ class _Walker:
         for v in _values(elem.value):
             v = "" if v is None else str(v).strip(" \x00")
             if v and not is_well_known_uid(v):
+                if not mapped_uid_ok(v):  # text where a UID belongs: not a value to hash and keep going
+                    raise InvalidInputError(REASON_BAD_VALUE)
                 new_values.append(self.map_uid(v))
                 mapped += 1
             else:

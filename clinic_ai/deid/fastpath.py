@@ -50,6 +50,17 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 from .dicomio import check_image_data, check_supported
+from .encoding import (
+    GRAMMAR_VRS,
+    MAX_DEPTH,
+    explicit_vr_ok,
+    kept_uid_registered,
+    kept_value_ok,
+    mapped_uid_ok,
+    repeating_group_out_of_range,
+    un_may_hold_dataset,
+    undefined_length_ok,
+)
 from .engine import _STRUCTURAL, DeidResult, _check_arguments, _file_meta, _set_markers, _Walker
 from .errors import ReleaseValidationError
 from .options import DeidOptions
@@ -69,7 +80,7 @@ _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _CHARSET = 0x00080005
 _SOP_CLASS = 0x00080016
-_MAX_DEPTH = 32
+_MAX_DEPTH = MAX_DEPTH
 
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
 _VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()) | _LONG_VRS
@@ -136,32 +147,47 @@ def _dictionary_vr(tag: int) -> str:
         return "UL" if tag & 0xFFFF == 0 else "UN"
 
 
+_VR_OK: dict[int, bool] = {}  # (tag << 16 | the VR's two bytes) -> encoding.explicit_vr_ok
 _VR_CODES = {_SHORT_LENGTH.unpack(vr)[0]: (vr.decode(), vr in _LONG_VRS) for vr in _VRS}
 
 
 def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: bool, depth: int):
-    """Elements from ``pos`` to ``end`` (or to an item delimiter): (elements, position after)."""
+    """Elements from ``pos`` to ``end`` (or to an item delimiter): (elements, position after).
+
+    Besides damage, it refuses what another reader could read differently (``encoding.py``): an
+    explicit VR other than the dictionary's (UN included), an undefined length outside sequences,
+    a repeating group out of range, a private element without its creator, a group length that
+    lies, nesting deeper than ``MAX_DEPTH``.
+    """
     if depth > _MAX_DEPTH:
         raise Fallback
     out: list[_Elem] = []
     last = -1
-    unpack, unpack_long, vr_codes, dictionary_vr = (
+    creators: set[int] = set()
+    length_group, length_end, declared = -1, 0, 0  # the group whose length is being checked
+    unpack, unpack_long, vr_codes, dictionary_vr, vr_ok = (
         _TAG_LENGTH.unpack_from,
         _LONG_LENGTH.unpack_from,
         _VR_CODES,
         _dictionary_vr,
+        _VR_OK,
     )
     while pos < end:
         if pos + 8 > end:
             raise Fallback
         group, element, length = unpack(buf, pos)
         tag = group << 16 | element
+        if group != length_group and length_group >= 0:
+            if pos - length_end != declared:
+                raise Fallback  # a group length that lies
+            length_group = -1
         if implicit or group == 0xFFFE:
             vr, start = None, pos + 8
             if tag == _ITEM_END and item_undefined and length == 0:
                 return out, start
         else:
-            code = vr_codes.get(length & 0xFFFF)
+            raw_vr = length & 0xFFFF
+            code = vr_codes.get(raw_vr)
             if code is None:
                 raise Fallback
             vr, long = code
@@ -178,6 +204,26 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
             size = _NUMBER_SIZES.get(dictionary_vr(tag) if vr is None or vr == "UN" else vr)
             if size and length != _UNDEFINED and length % size:
                 raise Fallback  # pydicom's path rejects it with its reason
+            if vr is not None:
+                ok = vr_ok.get(tag << 16 | raw_vr)
+                if ok is None:
+                    if len(vr_ok) > _MAX_PLANS:
+                        vr_ok.clear()
+                    ok = vr_ok[tag << 16 | raw_vr] = explicit_vr_ok(tag, vr)
+                if not ok:
+                    raise Fallback  # a VR the dictionary does not give this tag, or UN
+            if vr == "UN" and un_may_hold_dataset(buf[start : start + 4]):
+                raise Fallback  # (an unknown tag's) UN that may hide a dataset
+            if 0x5000 < group <= 0x60FF and repeating_group_out_of_range(group):
+                raise Fallback
+            if not element and length == 4 and group > 0x0002:
+                length_group, length_end = group, start + 4
+                declared = _LONG_LENGTH.unpack_from(buf, start)[0] if start + 4 <= end else -1
+        elif element >= 0x1000:  # private data: its creator first (encoding.private_creator_slot)
+            if group << 16 | element >> 8 not in creators:
+                raise Fallback
+        else:
+            creators.add(tag)
         if length == _UNDEFINED:
             if tag == _PIXEL_DATA:
                 if implicit or vr not in ("OB", "OW"):
@@ -185,7 +231,7 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
                 value_end, pos = _fragments(buf, start, end)
                 out.append(_Elem(tag, vr, buf[start:value_end], None, True, start, value_end))
                 continue
-            if vr is None or vr == "SQ":  # (an undefined length UN is left to pydicom)
+            if vr == "SQ" or (vr is None and undefined_length_ok(tag, None)):  # (UN: left to pydicom)
                 items, items_end, pos = _items(buf, start, end, implicit, True, depth)
                 out.append(_Elem(tag, vr, None, items, True, start, items_end))
                 continue
@@ -200,6 +246,8 @@ def _parse(buf: memoryview, pos: int, end: int, implicit: bool, item_undefined: 
             out.append(_Elem(tag, vr, buf[start:pos], None, False, start, pos))
     if item_undefined:
         raise Fallback  # the item's delimiter is missing
+    if length_group >= 0 and pos - length_end != declared:
+        raise Fallback
     return out, pos
 
 
@@ -266,6 +314,8 @@ def parse_part10(data: bytes | bytearray | memoryview) -> Part10:
         raise Fallback  # big endian, private or unknown transfer syntaxes
     if not len(body):
         raise Fallback
+    if implicit and len(body) >= 6 and 0x40 < body[4] < 0x5B and 0x40 < body[5] < 0x5B:
+        raise Fallback  # the first length's bytes spell a VR: pydicom reads the file as explicit VR
     elements, end = _parse(body, 0, len(body), implicit, False, 0)
     if end != len(body) or any(e.tag >> 16 <= 0x0002 for e in elements):
         raise Fallback
@@ -396,6 +446,11 @@ class _FastWalker:
             kind = plan[0]
             if kind is _COPY:
                 value = elem.value
+                check = plan[3]
+                if check is not None and (
+                    not kept_value_ok(tag, check, value) or (check == "UI" and not kept_uid_registered(tag, value))
+                ):
+                    raise Fallback  # the pydicom path rejects it, or empties an unregistered UID
                 if tag == _SOP_CLASS and depth == 0:
                     # The engine reads it for the file meta, and pydicom writes what it read.
                     out.append((tag, self._decoded(elem, read_encoding, encodings)))
@@ -461,7 +516,7 @@ class _FastWalker:
                 else:
                     long = elem.vr.encode() in _LONG_VRS
                     prefix = _TAG.pack(tag >> 16, tag & 0xFFFF) + elem.vr.encode() + (b"\x00\x00" if long else b"")
-                plan = (_COPY, prefix, not long)
+                plan = (_COPY, prefix, not long, vr if vr in GRAMMAR_VRS else None)
             else:
                 plan = (_CHANGE, vr, decision)
         if len(self._plans) > _MAX_PLANS:  # private tags are many: keep the cache bounded
@@ -489,6 +544,8 @@ class _FastWalker:
             for v in values:
                 v = v.strip(" \x00")
                 if v and not is_well_known_uid(v):
+                    if not mapped_uid_ok(v):
+                        raise Fallback  # the pydicom path rejects it
                     v = walker.map_uid(v)
                     mapped += 1
                 new_values.append(v)

@@ -8,7 +8,9 @@ Order of precedence (first match wins):
 1. Odd groups (private data elements, private creators, private sequences
    with everything inside them) -> remove.
 2. Group 0000 (command), misplaced group 0002, group lengths (gggg,0000),
-   curves (50xx,xxxx) and the *whole* overlay groups (60xx,xxxx) -> remove.
+   curves (50xx,xxxx) and the *whole* overlay groups (60xx,xxxx) -> remove;
+   so is anything else in 5000-50FF/6000-60FF (groups past 501E/601E are not
+   curves or overlays, although the dictionary's repeater masks name them).
    Annex E lists only overlay data/comments; removing the whole overlay is
    stricter, and an overlay plane can carry burned-in text.
 3. PatientName and PatientID -> the caller's pseudonym (at every depth).
@@ -257,6 +259,9 @@ def decide(tag: int, vr: str, options: DeidOptions) -> Decision:
         return Decision(Action.REMOVE, "curve")
     if _is_repeating(group, 0x6000):
         return Decision(Action.REMOVE, "overlay")
+    if 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
+        # Not a curve or an overlay (out of range), but the dictionary's repeater masks name it.
+        return Decision(Action.REMOVE, "repeating-group-out-of-range")
     if tag in PSEUDONYM_TAGS:
         return Decision(Action.PSEUDONYM, "pseudonym")
 

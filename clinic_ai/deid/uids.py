@@ -12,8 +12,8 @@ UUID-derived UID (PS3.5 B.2, ITU-T X.667) of at most 44 characters.
   guessed original UID (unlike a plain hash).
 * The domain-separation prefix keeps these HMACs unrelated to the patient
   pseudonyms even if a caller uses one secret for both.
-* Well-known UIDs (the DICOM registry, anything under ``1.2.840.10008.``:
-  SOP classes, transfer syntaxes, coding schemes...) are never mapped.
+* Well-known UIDs (the DICOM registry: SOP classes, transfer syntaxes, coding
+  schemes...) are never mapped; an unregistered value under ``1.2.840.10008.`` is.
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ def normalise_uid(uid: str) -> str:
 
 
 def is_well_known_uid(uid: str) -> bool:
-    """True for UIDs of the DICOM registry (never PHI, never remapped)."""
-    uid = normalise_uid(uid)
-    return uid in _WELL_KNOWN or uid.startswith(DICOM_UID_ROOT)
+    """True for UIDs of the DICOM registry (never PHI, never remapped).
+
+    Registered ones only: a value merely starting with ``1.2.840.10008.`` could carry anything
+    after the root (issue 7), so it is mapped like any instance UID."""
+    return normalise_uid(uid) in _WELL_KNOWN
 
 
 def map_uid(secret: bytes, uid: str) -> str:

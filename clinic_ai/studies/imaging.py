@@ -430,7 +430,9 @@ def _display_metadata(ds: Dataset, tsyntax: UID) -> dict[str, str]:
         else:
             text = str(value)
         text = text.strip()
-        if text:
+        # Only plain text is shown: bytes that do not decode as such (an undefined length value
+        # holding a whole dataset, say) are not a value to show, nor one to store.
+        if text and text.isprintable() and not isinstance(value, bytes | bytearray):
             out[dictionary_description(keyword)] = text[:_METADATA_MAX_LEN]
     return out
 

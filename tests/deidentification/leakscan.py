@@ -171,3 +171,21 @@ def scan_released(
         if len(uid) >= 10 and uid.encode("ascii") in payload:
             leaks.append("raw bytes contain an original UID")
     return leaks
+
+
+def every_table_as_text() -> dict[str, str]:
+    """Every row of every table of the database, as text, except the patient link table (the one
+    place meant to hold original patient keys, readable by project admins only)."""
+    from django.db import connection
+
+    from clinic_ai.deidentification.models import PatientLink
+
+    link_table = PatientLink._meta.db_table
+    dump = {}
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            if table == link_table:
+                continue
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names come from the database
+            dump[table] = "\n".join(" | ".join(str(v) for v in row) for row in cursor.fetchall())
+    return dump

@@ -292,12 +292,13 @@ def test_mutated_files_never_split_the_two_paths() -> None:
 
 
 @pytest.mark.parametrize("junk", [b" ", b"\x1c"])
-def test_a_sop_class_uid_with_junk_is_written_as_pydicom_reads_it(junk: bytes) -> None:
+def test_a_sop_class_uid_with_junk_is_refused_by_both_paths(junk: bytes) -> None:
     # Found by fuzzing: pydicom strips the junk when the engine reads the UID for the file meta.
+    # What is left (".2.840...") is no registered SOP class: both paths refuse it (issue 7).
     data = bytearray(_corpus()["ct"])
     at = data.index(b"\x08\x00\x16\x00UI", 132) + 8  # SOPClassUID in the dataset, not the file meta
     data[at : at + 1] = junk
-    assert _compare(bytes(data), DeidOptions()) == "same"
+    assert _compare(bytes(data), DeidOptions()) == "both refuse"
 
 
 def _text_sr(**elements) -> bytes:
@@ -323,23 +324,19 @@ def _text_sr(**elements) -> bytes:
     return buffer.getvalue()
 
 
-def test_an_explicit_un_is_decided_by_its_own_length_whatever_came_before() -> None:
-    # pydicom reads a UN of a known tag as its dictionary VR only below 64 KiB; the fast path's
-    # decisions are cached across files, so a long one first must not decide for a short one.
+def test_an_explicit_un_of_a_known_tag_is_refused_by_both_paths_whatever_its_length() -> None:
+    # pydicom reads a UN of a known tag as its dictionary VR only below 64 KiB, and keeps it as
+    # opaque bytes above: either way the type it came with hides what it holds (issue 7).
     long_un = _text_sr(EvaluatorName=pydicom.DataElement(0x00142006, "UN", b"A" * 0x10000))
     # pydicom writes a short UN of a known tag with its dictionary VR: rewrite that header as UN.
     short_un = _text_sr(EvaluatorName="DOE^JOHN").replace(
         b"\x14\x00\x06\x20PN\x08\x00", b"\x14\x00\x06\x20UN\x00\x00\x08\x00\x00\x00"
     )
-    assert parse_part10(long_un).elements[-1].vr == parse_part10(short_un).elements[-1].vr == "UN"
-    from clinic_ai.deid import fastpath
-
-    fastpath._PLANS.clear()
-    alone = _fast_path(short_un, DeidOptions())
-    assert _compare(long_un, DeidOptions()) == "same"
-    after_long = _fast_path(short_un, DeidOptions())
-    assert not isinstance(alone, Exception) and after_long == alone
-    assert _compare(short_un, DeidOptions()) == "same"
+    for data in (long_un, short_un):
+        with pytest.raises(Fallback):
+            parse_part10(data)
+        assert _compare(data, DeidOptions()) == "both refuse"
+    assert _compare(_text_sr(EvaluatorName="DOE^JOHN"), DeidOptions()) == "same"
 
 
 @pytest.mark.parametrize("extra", [{"Rows": 64}, {"Rows": None, "Columns": None}], ids=["rows-only", "empty-size"])

@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import pydicom
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from clinic_ai.core.models import AuditEvent
@@ -19,7 +18,7 @@ from clinic_ai.studies.models import Image, ImageStatus, Study, UploadedFile
 from tests.conftest import run_pipeline_inline, upload_through_api
 
 from .corpus import CORPUS_SOURCES, NEEDLES, build_file
-from .leakscan import collect_source_facts, scan_released
+from .leakscan import collect_source_facts, every_table_as_text, scan_released
 from .synthetic import (
     BURNED_TEXT,
     jpeg_with_metadata,
@@ -42,19 +41,6 @@ def _release_held_without_boxes(user) -> None:
         services.image_mask_request(user=user, image_id=image.pk, boxes=[], save_template=False, confirm_no_text=True)
         with TestCase.captureOnCommitCallbacks(execute=True):
             services.image_mask_apply(image_id=image.pk)  # what the mask_image task does
-
-
-def _every_table_as_text() -> dict[str, str]:
-    """Every row of every table of the database, as text, except the patient link table."""
-    link_table = PatientLink._meta.db_table
-    dump = {}
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            if table == link_table:
-                continue
-            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names come from the database
-            dump[table] = "\n".join(" | ".join(str(v) for v in row) for row in cursor.fetchall())
-    return dump
 
 
 def test_planted_identifiers_survive_nowhere(client, project, radiologist, caplog):
@@ -111,7 +97,7 @@ def test_planted_identifiers_survive_nowhere(client, project, radiologist, caplo
         forbidden |= {uid.lower() for uid in facts.uids}
         forbidden |= {d for d in facts.dates} | {f"{d[:4]}-{d[4:6]}-{d[6:8]}" for d in facts.dates if len(d) == 8}
         forbidden |= {t.lower() for t in facts.texts if len(t) >= 4}
-    for table, text in _every_table_as_text().items():
+    for table, text in every_table_as_text().items():
         text = text.lower()
         for value in forbidden:
             assert value not in text, (table, value)
