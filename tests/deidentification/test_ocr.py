@@ -29,7 +29,6 @@ from clinic_ai.deidentification.ocr import (
     find_text_regions,
     frame_to_grey,
     merge_boxes,
-    sample_frame_indices,
 )
 from clinic_ai.deidentification.options import DeidOptions
 from clinic_ai.deidentification.pixels import Box, TextRegionDetector
@@ -350,11 +349,7 @@ def test_frame_to_grey() -> None:
         TesseractTextDetector()(np.zeros((2, 3, 4, 5, 6), np.uint8), "RGB")
 
 
-def test_sample_frames_and_merge_boxes() -> None:
-    assert sample_frame_indices(0) == []
-    assert sample_frame_indices(1) == [0]
-    assert sample_frame_indices(2) == [0, 1]
-    assert sample_frame_indices(30) == [0, 15, 29]
+def test_merge_boxes() -> None:
     assert merge_boxes([(0, 0, 10, 10), (20, 0, 30, 10), (9, 5, 21, 6)]) == [(0, 0, 30, 10)]
     assert merge_boxes([(0, 0, 5, 5), (10, 10, 15, 15)]) == [(0, 0, 5, 5), (10, 10, 15, 15)]
 
