@@ -70,7 +70,7 @@ import pytesseract.pytesseract as _pytesseract_module
 from PIL import Image, ImageOps
 
 from .pixels import Box
-from .textscan import Region, RegionCache, text_candidates
+from .textscan import Region, RegionCache, stroke_map, text_candidates
 
 __all__ = [
     "MIN_CHARS",
@@ -415,10 +415,25 @@ def _padded(box: tuple[float, float, float, float], width: int, height: int) -> 
     )
 
 
-def _accepted_regions(grey: np.ndarray, words: list[_Word], min_confidence: float, min_chars: int) -> list[Box]:
-    """The boxes of the words that pass the pixel checks, with their short neighbours, padded and merged."""
+def _accepted_regions(
+    grey: np.ndarray,
+    words: list[_Word],
+    min_confidence: float,
+    min_chars: int,
+    strokes: np.ndarray | None = None,
+) -> list[Box]:
+    """The boxes of the words that pass the pixel checks, with their short neighbours, padded and merged.
+
+    ``strokes`` (same shape as ``grey``), when given, is a second picture the checks may pass on:
+    the candidate regions' stroke map, where a vessel or an edge crossing a word is gone.
+    """
     height, width = grey.shape
-    accepted = [i for i, w in enumerate(words) if _is_text(grey, w, min_confidence, min_chars)]
+    accepted = [
+        i
+        for i, w in enumerate(words)
+        if _is_text(grey, w, min_confidence, min_chars)
+        or (strokes is not None and _is_text(strokes, w, min_confidence, min_chars))
+    ]
     regions: list[tuple[float, float, float, float]] = []
     used = set(accepted)
     for i in accepted:
@@ -429,7 +444,7 @@ def _accepted_regions(grey: np.ndarray, words: list[_Word], min_confidence: floa
             for j, other in enumerate(words):
                 if j in used or other.line != words[i].line or not _beside(region, other.box):
                     continue
-                if _is_companion(grey, other):
+                if _is_companion(grey, other) or (strokes is not None and _is_companion(strokes, other)):
                     region = _union(region, other.box)
                     used.add(j)
                     grown = True
@@ -471,6 +486,26 @@ def find_text_regions(
     return _accepted_regions(grey, words, min_confidence, min_chars)
 
 
+def _ink_black_paper_white(picture: Image.Image) -> Image.Image:
+    """Stretch a dark-text crop so its background is white and its text black.
+
+    Tesseract thresholds a picture globally; in a mosaic, one crop's grey background (white text on
+    an angiogram's mid-grey field, inverted) would fall on the dark side of a threshold set by the
+    white margins and the other crops, and its text would vanish. Stretched per crop, between the
+    medians of its two Otsu classes, every slot reads like black print on white paper.
+    """
+    values = np.asarray(picture)
+    threshold, _ = _otsu(values)
+    ink, paper = values[values <= threshold], values[values > threshold]
+    if ink.size == 0 or paper.size == 0:
+        return picture
+    low, high = float(np.median(ink)), float(np.median(paper))
+    if high - low < 1:
+        return picture
+    stretched = np.clip((values.astype(np.float32) - low) * (255.0 / (high - low)), 0, 255)
+    return Image.fromarray(np.rint(stretched).astype(np.uint8), mode="L")
+
+
 def read_regions(
     grey: np.ndarray,
     regions: Sequence[Region],
@@ -505,6 +540,7 @@ def read_regions(
             )
         if region.light:
             picture = ImageOps.invert(picture)
+        picture = _ink_black_paper_white(picture)
         slots.append((top, region, picture.width / crop.shape[1], picture.height / crop.shape[0]))
         pictures.append(picture)
         top += picture.height + MOSAIC_MARGIN
@@ -530,7 +566,7 @@ def read_regions(
                     _Word(box=box, line=(index, *word.line[1:]), characters=word.characters, confidence=word.confidence)
                 )
             break
-    return _accepted_regions(grey, words, min_confidence, min_chars)
+    return _accepted_regions(grey, words, min_confidence, min_chars, strokes=stroke_map(grey, regions))
 
 
 @dataclass(slots=True)

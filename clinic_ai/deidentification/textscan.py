@@ -47,6 +47,7 @@ __all__ = [
     "Candidates",
     "Region",
     "RegionCache",
+    "stroke_map",
     "text_candidates",
 ]
 
@@ -189,13 +190,8 @@ def text_candidates(grey: np.ndarray, *, known_boxes: Sequence[Box] = ()) -> Can
             regions.extend((Region(box, True), Region(box, False)))
     if height < MIN_GLYPH_HEIGHT or width < MIN_GLYPH_HEIGHT or grey.min() == grey.max():
         return Candidates(_merge(regions))
-    window = (STROKE_WINDOW, STROKE_WINDOW)
     for light in (True, False):
-        # uint8 arithmetic cannot wrap here: an opening is <= the frame, a closing >= it.
-        if light:
-            strokes = grey - ndimage.grey_opening(grey, size=window) >= MIN_CONTRAST
-        else:
-            strokes = ndimage.grey_closing(grey, size=window) - grey >= MIN_CONTRAST
+        strokes = _top_hat(grey, light) >= MIN_CONTRAST
         if not strokes.any():
             continue
         for line in _lines(strokes):
@@ -210,6 +206,30 @@ def text_candidates(grey: np.ndarray, *, known_boxes: Sequence[Box] = ()) -> Can
     if area > MAX_CANDIDATE_FRACTION * width * height:
         return Candidates(whole_frame=True)
     return Candidates(merged)
+
+
+def _top_hat(grey: np.ndarray, light: bool) -> np.ndarray:
+    """Light (or dark) strokes narrower than ``STROKE_WINDOW``, as their height above (depth below)
+    their surroundings; uint8 arithmetic cannot wrap: an opening is <= the picture, a closing >=."""
+    window = (STROKE_WINDOW, STROKE_WINDOW)
+    if light:
+        return grey - ndimage.grey_opening(grey, size=window)
+    return ndimage.grey_closing(grey, size=window) - grey
+
+
+def stroke_map(grey: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    """The top-hat of each region, in its polarity, zero elsewhere: text strokes light on black,
+    with the background's slow changes and wide structures (a vessel, an organ edge) removed."""
+    out = np.zeros_like(grey)
+    height, width = grey.shape
+    margin = STROKE_WINDOW
+    for region in regions:
+        x0, y0, x1, y1 = region.box
+        # Computed on a margin around the region, so the window sees the region's real surroundings.
+        ox0, oy0, ox1, oy1 = max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin)
+        hat = _top_hat(np.ascontiguousarray(grey[oy0:oy1, ox0:ox1]), region.light)
+        out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], hat[y0 - oy0 : y1 - oy0, x0 - ox0 : x1 - ox0])
+    return out
 
 
 class RegionCache:
