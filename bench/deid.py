@@ -10,9 +10,9 @@ fast path parses them again with its own parser; markers and file meta are read 
 an atomic write with fsync, which dicognito's `save_as` does not do (it counts against us). No
 OCR, which dicognito does not do either. `ours_ocr_files_per_s` times the same files again with
 the burned-in text check on, through the path uploads and `manage.py deidentify` take
-(`services.deidentify_path` with `services.detect_text` as the detector). dicognito 0.19.0 runs in its own virtual environment
-(bench/.venv-dicognito, made on first use from PyPI) and is timed inside its process: read,
-anonymize, write. The two sides alternate which goes first in each run. Both outputs are then
+(`services.deidentify_path` with `services.detect_text` as the detector). dicognito 0.19.0 runs
+in its own virtual environment (bench/.venv-dicognito, made on first use from PyPI) and is timed
+inside its process: read, anonymize, write. The two sides alternate which goes first in each run. Both outputs are then
 scanned by the test suite's leak scanner for the planted identifiers, original UIDs and dates
 ("leaks by our policy": the scanner was written for our output, so it is not independent
 evidence). Timings are medians of --runs; progress goes to stderr and one JSON line to stdout

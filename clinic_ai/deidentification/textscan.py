@@ -25,7 +25,9 @@ What it looks for, in this order:
 
 Each candidate is padded (``max(PAD, half a line height)`` above and below, two line heights to the
 sides) and overlapping candidates are merged.
-The polarity (light text on dark, or dark on light) is kept with each region for Tesseract.
+The polarity (light text on dark, or dark on light) is kept with each region for Tesseract; a
+region inside one of the other polarity whose background says that polarity is right (the gaps
+between light letters look like dark strokes) is dropped.
 
 Where it fails safe: a frame with more candidates than :data:`MAX_CANDIDATES`, or whose candidates
 cover more than :data:`MAX_CANDIDATE_FRACTION` of it, is reported as "read the whole frame"
@@ -62,11 +64,13 @@ MIN_LINE_ASPECT = 1.5
 MIN_CROSSINGS = 3
 MIN_SEPARABILITY = 0.72
 PAD = 6
+SHADOW_OVERLAP = 0.8
 MAX_CANDIDATES = 48
 MAX_CANDIDATE_FRACTION = 0.4
-SAME_INK = 0.02
-"""A region whose ink differs from a region already read in at most this fraction of its pixels is
-the same text: its result is reused (see :class:`RegionCache`)."""
+SAME_INK = 0.05
+"""A region whose strokes differ from those of a region already read in at most this fraction of
+its stroke pixels is the same text: its result is reused (see :class:`RegionCache`). Grain and
+noise move 1-2 % of a static label's stroke pixels; one changed digit moves about 10 %."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +87,59 @@ class Candidates:
     whole_frame: bool = False
 
 
-def _otsu_separability(values: np.ndarray) -> float:
+def _otsu(values: np.ndarray) -> tuple[int, float]:
+    """(threshold, separability: between-class over total variance) of an 8-bit array."""
     hist = np.bincount(values.ravel(), minlength=256).astype(np.float64)
     total = hist.sum()
-    if total == 0:
-        return 0.0
+    variance = float(values.var()) if total else 0.0
+    if variance <= 0:
+        return 0, 0.0
     p = hist / total
     omega = np.cumsum(p)
     mu = np.cumsum(p * np.arange(256))
-    variance = float(values.var())
-    if variance <= 0:
-        return 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         between = np.nan_to_num((mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega)))
-    return float(between.max()) / variance
+    threshold = int(np.argmax(between))
+    return threshold, float(between[threshold]) / variance
+
+
+def _otsu_separability(values: np.ndarray) -> float:
+    return _otsu(values)[1]
+
+
+def _text_is_light(grey: np.ndarray, box: Box) -> bool:
+    """Whether the text in ``box`` is light: its background (the majority) is on Otsu's dark side."""
+    patch = grey[box[1] : box[3], box[0] : box[2]]
+    threshold, _ = _otsu(patch)
+    return float(np.median(patch)) <= threshold
+
+
+def _inside(inner: Box, outer: Box) -> float:
+    """The fraction of ``inner``'s area inside ``outer``."""
+    w = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    h = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return max(0, w) * max(0, h) / area if area > 0 else 0.0
+
+
+def _without_shadows(grey: np.ndarray, regions: list[Region]) -> list[Region]:
+    """Drop a region lying within a region of the other polarity whose polarity is right.
+
+    Light text on a grey field also shows as dark "strokes" (the gaps between its letters and
+    inside them), and dark text as light ones: read twice, under two polarities, it costs twice
+    and the wrong one changes from frame to frame (a vessel moving behind it), defeating reuse.
+    """
+    kept = []
+    for region in regions:
+        shadow = any(
+            other.light != region.light
+            and _inside(region.box, other.box) >= SHADOW_OVERLAP
+            and _text_is_light(grey, other.box) == other.light
+            for other in regions
+        )
+        if not shadow:
+            kept.append(region)
+    return kept
 
 
 def _lines(strokes: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -191,17 +234,20 @@ def text_candidates(grey: np.ndarray, *, known_boxes: Sequence[Box] = ()) -> Can
     if height < MIN_GLYPH_HEIGHT or width < MIN_GLYPH_HEIGHT or grey.min() == grey.max():
         return Candidates(_merge(regions))
     for light in (True, False):
-        strokes = _top_hat(grey, light) >= MIN_CONTRAST
+        hat = _top_hat(grey, light)
+        strokes = hat >= MIN_CONTRAST
         if not strokes.any():
             continue
         for line in _lines(strokes):
-            patch = grey[line[1] : line[3], line[0] : line[2]]
-            if _otsu_separability(patch) < MIN_SEPARABILITY:
+            # Two grey levels in the frame, or in its stroke map (a vessel or an edge crossing the line
+            # adds a third level to the frame, not to the stroke map).
+            ys, xs = slice(line[1], line[3]), slice(line[0], line[2])
+            if max(_otsu_separability(grey[ys, xs]), _otsu_separability(hat[ys, xs])) < MIN_SEPARABILITY:
                 continue
             regions.append(Region(_pad(line, width, height), light))
             if len(regions) > MAX_CANDIDATES:
                 return Candidates(whole_frame=True)
-    merged = _merge(regions)
+    merged = _without_shadows(grey, _merge(regions))
     area = sum((r.box[2] - r.box[0]) * (r.box[3] - r.box[1]) for r in merged)
     if area > MAX_CANDIDATE_FRACTION * width * height:
         return Candidates(whole_frame=True)
@@ -218,8 +264,9 @@ def _top_hat(grey: np.ndarray, light: bool) -> np.ndarray:
 
 
 def stroke_map(grey: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
-    """The top-hat of each region, in its polarity, zero elsewhere: text strokes light on black,
-    with the background's slow changes and wide structures (a vessel, an organ edge) removed."""
+    """The top-hat of each region, in its polarity, zero elsewhere and where it is under
+    ``MIN_CONTRAST``: text strokes light on black, with the background's grain, its slow changes and
+    wide structures (a vessel, an organ edge) removed."""
     out = np.zeros_like(grey)
     height, width = grey.shape
     margin = STROKE_WINDOW
@@ -228,6 +275,7 @@ def stroke_map(grey: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
         # Computed on a margin around the region, so the window sees the region's real surroundings.
         ox0, oy0, ox1, oy1 = max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin)
         hat = _top_hat(np.ascontiguousarray(grey[oy0:oy1, ox0:ox1]), region.light)
+        hat[hat < MIN_CONTRAST] = 0  # grain and noise under the stroke contrast: background
         out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], hat[y0 - oy0 : y1 - oy0, x0 - ox0 : x1 - ox0])
     return out
 
@@ -236,7 +284,8 @@ class RegionCache:
     """Which regions of earlier frames were read, so an unchanged one is not read again.
 
     A region is the same as one already read when it has the same polarity, the same box (to
-    ``GRID`` px) and the same ink: its thresholded pixels differ in at most ``SAME_INK`` of them.
+    ``GRID`` px) and the same ink: its strokes (:func:`stroke_map`) differ in at most ``SAME_INK``
+    of its stroke pixels.
     Anything else (a new box, text that changed in place) is read. The boxes found in a region
     read earlier are already in the result, so a reused region adds nothing.
     """
@@ -251,13 +300,15 @@ class RegionCache:
 
     @staticmethod
     def _ink(grey: np.ndarray, region: Region) -> np.ndarray:
+        """The region's strokes (its stroke map): what a moving vessel or new grain does not change."""
         x0, y0, x1, y1 = region.box
-        return grey[y0:y1, x0:x1] >= 128 if region.light else grey[y0:y1, x0:x1] < 128
+        return stroke_map(grey, [region])[y0:y1, x0:x1] > 0
 
     def seen(self, grey: np.ndarray, region: Region) -> bool:
         ink = self._ink(grey, region)
         for earlier in self._seen.get(self._key(region), ()):
-            if earlier.shape == ink.shape and np.count_nonzero(earlier != ink) <= SAME_INK * ink.size:
+            strokes = max(np.count_nonzero(earlier), np.count_nonzero(ink)) if earlier.shape == ink.shape else 0
+            if strokes and np.count_nonzero(earlier != ink) <= SAME_INK * strokes:
                 return True
         return False
 
