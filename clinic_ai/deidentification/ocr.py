@@ -106,6 +106,7 @@ TILE = 16
 MIXED_TILES = 2
 MAX_REGIONS = 8
 MOSAIC_MARGIN = 24
+STROKE_ONLY_CHARS = 4
 _PSM = 11
 _THREAD_VARIABLE = "OMP_THREAD_LIMIT"
 
@@ -369,6 +370,20 @@ def _is_text(grey: np.ndarray, word: _Word, min_confidence: float, min_chars: in
     return separability >= MIN_SEPARABILITY[confident] and ink <= MAX_INK[confident] and runs >= MIN_GLYPH_RUNS
 
 
+def _is_text_in_strokes(
+    grey: np.ndarray, strokes: np.ndarray, word: _Word, min_confidence: float, min_chars: int
+) -> bool:
+    """A word that fails the pixel checks in the frame but passes them in its stroke map (text over a
+    vessel or an edge: three grey levels) counts only with more evidence: at least
+    ``STROKE_ONLY_CHARS`` letters and, in the frame and in the stroke map alike, one separate glyph
+    column run per two letters (at least ``STROKE_ONLY_CHARS``). Words read in echo speckle pass
+    the stroke map too, but as one or two runs (measured on deid-data's 30-frame ultrasound)."""
+    if word.characters < max(min_chars, STROKE_ONLY_CHARS) or not _is_text(strokes, word, min_confidence, min_chars):
+        return False
+    needed = max(STROKE_ONLY_CHARS, word.characters // 2)
+    return min(_pixel_profile(grey, word.box)[2], _pixel_profile(strokes, word.box)[2]) >= needed
+
+
 def _is_companion(grey: np.ndarray, word: _Word) -> bool:
     if word.characters < 1:
         return False
@@ -432,7 +447,7 @@ def _accepted_regions(
         i
         for i, w in enumerate(words)
         if _is_text(grey, w, min_confidence, min_chars)
-        or (strokes is not None and _is_text(strokes, w, min_confidence, min_chars))
+        or (strokes is not None and _is_text_in_strokes(grey, strokes, w, min_confidence, min_chars))
     ]
     regions: list[tuple[float, float, float, float]] = []
     used = set(accepted)

@@ -26,8 +26,8 @@ What it looks for, in this order:
 Each candidate is padded (``max(PAD, half a line height)`` above and below, two line heights to the
 sides) and overlapping candidates are merged.
 The polarity (light text on dark, or dark on light) is kept with each region for Tesseract; a
-region inside one of the other polarity whose background says that polarity is right (the gaps
-between light letters look like dark strokes) is dropped.
+region inside one of the other polarity whose strokes cover clearly more of it is dropped (the gaps
+between light letters look like dark strokes).
 
 Where it fails safe: a frame with more candidates than :data:`MAX_CANDIDATES`, or whose candidates
 cover more than :data:`MAX_CANDIDATE_FRACTION` of it, is reported as "read the whole frame"
@@ -65,6 +65,7 @@ MIN_CROSSINGS = 3
 MIN_SEPARABILITY = 0.72
 PAD = 6
 SHADOW_OVERLAP = 0.8
+SHADOW_RATIO = 1.25
 MAX_CANDIDATES = 48
 MAX_CANDIDATE_FRACTION = 0.4
 SAME_INK = 0.05
@@ -107,13 +108,6 @@ def _otsu_separability(values: np.ndarray) -> float:
     return _otsu(values)[1]
 
 
-def _text_is_light(grey: np.ndarray, box: Box) -> bool:
-    """Whether the text in ``box`` is light: its background (the majority) is on Otsu's dark side."""
-    patch = grey[box[1] : box[3], box[0] : box[2]]
-    threshold, _ = _otsu(patch)
-    return float(np.median(patch)) <= threshold
-
-
 def _inside(inner: Box, outer: Box) -> float:
     """The fraction of ``inner``'s area inside ``outer``."""
     w = min(inner[2], outer[2]) - max(inner[0], outer[0])
@@ -122,21 +116,28 @@ def _inside(inner: Box, outer: Box) -> float:
     return max(0, w) * max(0, h) / area if area > 0 else 0.0
 
 
-def _without_shadows(grey: np.ndarray, regions: list[Region]) -> list[Region]:
-    """Drop a region lying within a region of the other polarity whose polarity is right.
+def _without_shadows(regions: list[Region], strokes: dict[bool, np.ndarray]) -> list[Region]:
+    """Drop a region lying within a region of the other polarity that is the text's own.
 
     Light text on a grey field also shows as dark "strokes" (the gaps between its letters and
-    inside them), and dark text as light ones: read twice, under two polarities, it costs twice
-    and the wrong one changes from frame to frame (a vessel moving behind it), defeating reuse.
+    inside them), and dark text as light ones: read twice, it costs twice, and the wrong one
+    changes from frame to frame (a vessel moving behind it), defeating reuse. Where the two
+    overlap, the text's own strokes cover clearly less of it than its shadow's (letters are thin;
+    the gaps between them fill most of the rest); when it is not clear, both are kept.
     """
     kept = []
     for region in regions:
-        shadow = any(
-            other.light != region.light
-            and _inside(region.box, other.box) >= SHADOW_OVERLAP
-            and _text_is_light(grey, other.box) == other.light
-            for other in regions
-        )
+        shadow = False
+        for other in regions:
+            if other.light == region.light or _inside(region.box, other.box) < SHADOW_OVERLAP:
+                continue
+            x0, y0 = max(region.box[0], other.box[0]), max(region.box[1], other.box[1])
+            x1, y1 = min(region.box[2], other.box[2]), min(region.box[3], other.box[3])
+            mine = float(strokes[region.light][y0:y1, x0:x1].mean())
+            theirs = float(strokes[other.light][y0:y1, x0:x1].mean())
+            if mine > SHADOW_RATIO * theirs:
+                shadow = True
+                break
         if not shadow:
             kept.append(region)
     return kept
@@ -233,9 +234,10 @@ def text_candidates(grey: np.ndarray, *, known_boxes: Sequence[Box] = ()) -> Can
             regions.extend((Region(box, True), Region(box, False)))
     if height < MIN_GLYPH_HEIGHT or width < MIN_GLYPH_HEIGHT or grey.min() == grey.max():
         return Candidates(_merge(regions))
+    stroke_masks: dict[bool, np.ndarray] = {}
     for light in (True, False):
         hat = _top_hat(grey, light)
-        strokes = hat >= MIN_CONTRAST
+        strokes = stroke_masks[light] = hat >= MIN_CONTRAST
         if not strokes.any():
             continue
         for line in _lines(strokes):
@@ -247,7 +249,7 @@ def text_candidates(grey: np.ndarray, *, known_boxes: Sequence[Box] = ()) -> Can
             regions.append(Region(_pad(line, width, height), light))
             if len(regions) > MAX_CANDIDATES:
                 return Candidates(whole_frame=True)
-    merged = _without_shadows(grey, _merge(regions))
+    merged = _without_shadows(_merge(regions), stroke_masks)
     area = sum((r.box[2] - r.box[0]) * (r.box[3] - r.box[1]) for r in merged)
     if area > MAX_CANDIDATE_FRACTION * width * height:
         return Candidates(whole_frame=True)
