@@ -2,8 +2,12 @@
 
 Entry points:
 
-* :func:`find_text_regions` - boxes of text in one 8-bit greyscale or RGB picture (a preview-style
-  rendering: windowed 8-bit for DICOM, the picture itself for PNG/JPEG);
+* :func:`find_text_in_frames` - boxes of text over every frame of an image (8-bit greyscale or RGB
+  pictures as displayed): each frame goes through the cheap pre-filter of :mod:`.textscan`, and
+  only its candidate regions are read by Tesseract (:func:`read_regions`, one run per frame);
+  what the upload pipeline and ``manage.py deidentify`` use;
+* :func:`find_text_regions` - boxes of text in one picture, read whole by Tesseract (the fallback
+  for a frame the pre-filter cannot narrow down);
 * :class:`TesseractTextDetector` - the :class:`~.pixels.TextRegionDetector` seam: decoded DICOM
   frames in, boxes valid for every frame out (feed them to :func:`~.pixels.apply_pixel_mask`).
 
@@ -52,8 +56,8 @@ HOSPITAL"). Boxes are padded by ``max(6 px, 35 % of the text height)`` and merge
 overlap.
 
 Limits: text drawn over speckle or anatomy has lower contrast and can be missed; text in a colour
-whose luminance matches its background is invisible after greyscale conversion. Multi-frame
-objects are read on three frames (see :class:`TesseractTextDetector`).
+whose luminance matches its background is invisible after greyscale conversion. Every frame of a
+multi-frame object is checked (see :func:`find_text_in_frames`).
 """
 
 from __future__ import annotations
