@@ -8,9 +8,11 @@ path, `pipeline.process_dicom`: the byte-level fast path (`fastpath.deidentify_b
 leaves, such as big endian ones, go through pydicom), the release gate on the output bytes (the
 fast path parses them again with its own parser; markers and file meta are read by pydicom), then
 an atomic write with fsync, which dicognito's `save_as` does not do (it counts against us). No
-OCR, which dicognito does not do either. dicognito 0.19.0 runs in its own virtual environment
-(bench/.venv-dicognito, made on first use from PyPI) and is timed inside its process: read,
-anonymize, write. The two sides alternate which goes first in each run. Both outputs are then
+OCR, which dicognito does not do either. `ours_ocr_files_per_s` times the same files again with
+the burned-in text check on, through the path uploads and `manage.py deidentify` take
+(`services.deidentify_path` with `services.detect_text` as the detector). dicognito 0.19.0 runs
+in its own virtual environment (bench/.venv-dicognito, made on first use from PyPI) and is timed
+inside its process: read, anonymize, write. The two sides alternate which goes first in each run. Both outputs are then
 scanned by the test suite's leak scanner for the planted identifiers, original UIDs and dates
 ("leaks by our policy": the scanner was written for our output, so it is not independent
 evidence). Timings are medians of --runs; progress goes to stderr and one JSON line to stdout
@@ -35,10 +37,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")  # detect_text reads OCR_TIMEOUT
+
+import django  # noqa: E402
 import pydicom  # noqa: E402
+
+django.setup()
 
 from clinic_ai.deid import process as pipeline  # noqa: E402
 from clinic_ai.deid.options import DeidOptions  # noqa: E402
+from clinic_ai.deidentification import services  # noqa: E402
 from tests.deidentification.corpus import CORPUS_SOURCES, build_file  # noqa: E402
 from tests.deidentification.leakscan import collect_source_facts, scan_released  # noqa: E402
 
@@ -112,6 +120,18 @@ def run_ours(src: Path, dst: Path, paths: Counter) -> float:
     return time.perf_counter() - start
 
 
+def run_ours_ocr(src: Path, dst: Path) -> float:
+    """The same files through the upload/CLI path with the burned-in text check on."""
+    context = services.context_standalone(ocr=True)
+    files = sorted(src.iterdir())
+    start = time.perf_counter()
+    for path in files:
+        outcome = services.deidentify_path(path, dst / path.name, kind="dicom", context=context)
+        if outcome.status == "rejected":
+            raise SystemExit(f"{path.name} rejected: {outcome.reason}")
+    return time.perf_counter() - start
+
+
 def run_dicognito(python: Path, src: Path, dst: Path) -> float:
     result = subprocess.run([str(python), "-c", DRIVER, str(src), str(dst)], check=True, capture_output=True, text=True)
     return float(result.stdout.strip().splitlines()[-1])
@@ -141,11 +161,12 @@ def main() -> None:
         src.mkdir()
         corpus = build_corpus(src, args.files)
         log(f"corpus: {len(corpus)} files from {len(CORPUS_SOURCES)} pydicom test files, identifiers planted")
-        ours_times, theirs_times, paths = [], [], Counter()
+        ours_times, theirs_times, ocr_times, paths = [], [], [], Counter()
         for run in range(args.runs):
             sides = [
                 ("ours", lambda d: run_ours(src, d, paths), ours_times),
                 ("dicognito", lambda d: run_dicognito(python, src, d), theirs_times),
+                ("ours-ocr", lambda d: run_ours_ocr(src, d), ocr_times),
             ]
             for label, runner, times in sides if run % 2 == 0 else sides[::-1]:
                 out = root / f"{label}-{run}"
@@ -156,6 +177,7 @@ def main() -> None:
         theirs_leaks = leaks(corpus, root / "dicognito-0")
     ours_rate = args.files / statistics.median(ours_times)
     theirs_rate = args.files / statistics.median(theirs_times)
+    ocr_rate = args.files / statistics.median(ocr_times)
     print(
         json.dumps(
             {
@@ -165,6 +187,7 @@ def main() -> None:
                 "ours_files_per_s": round(ours_rate, 1),
                 "dicognito_files_per_s": round(theirs_rate, 1),
                 "speedup": round(ours_rate / theirs_rate, 2),
+                "ours_ocr_files_per_s": round(ocr_rate, 2),
                 "ours_paths": dict(paths),
                 "ours_leaks": ours_leaks[0],
                 "ours_leak_findings": ours_leaks[1],

@@ -2,8 +2,12 @@
 
 Entry points:
 
-* :func:`find_text_regions` - boxes of text in one 8-bit greyscale or RGB picture (a preview-style
-  rendering: windowed 8-bit for DICOM, the picture itself for PNG/JPEG);
+* :func:`find_text_in_frames` - boxes of text over every frame of an image (8-bit greyscale or RGB
+  pictures as displayed): each frame goes through the cheap pre-filter of :mod:`.textscan`, and
+  only its candidate regions are read by Tesseract (:func:`read_regions`, one run per frame);
+  what the upload pipeline and ``manage.py deidentify`` use;
+* :func:`find_text_regions` - boxes of text in one picture, read whole by Tesseract (the fallback
+  for a frame the pre-filter cannot narrow down);
 * :class:`TesseractTextDetector` - the :class:`~.pixels.TextRegionDetector` seam: decoded DICOM
   frames in, boxes valid for every frame out (feed them to :func:`~.pixels.apply_pixel_mask`).
 
@@ -52,15 +56,16 @@ HOSPITAL"). Boxes are padded by ``max(6 px, 35 % of the text height)`` and merge
 overlap.
 
 Limits: text drawn over speckle or anatomy has lower contrast and can be missed; text in a colour
-whose luminance matches its background is invisible after greyscale conversion. Multi-frame
-objects are read on three frames (see :class:`TesseractTextDetector`).
+whose luminance matches its background is invisible after greyscale conversion. Every frame of a
+multi-frame object is checked (see :func:`find_text_in_frames`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,17 +74,20 @@ import pytesseract.pytesseract as _pytesseract_module
 from PIL import Image, ImageOps
 
 from .pixels import Box
+from .textscan import Region, RegionCache, stroke_map, text_candidates
 
 __all__ = [
     "MIN_CHARS",
     "MIN_CONFIDENCE",
     "TIMEOUT_SECONDS",
     "OcrUnavailable",
+    "ScanStats",
     "TesseractTextDetector",
+    "find_text_in_frames",
     "find_text_regions",
     "frame_to_grey",
     "merge_boxes",
-    "sample_frame_indices",
+    "read_regions",
 ]
 
 MIN_CONFIDENCE = 0.0
@@ -101,6 +109,8 @@ PADDING_FRACTION = 0.35
 TILE = 16
 MIXED_TILES = 2
 MAX_REGIONS = 8
+MOSAIC_MARGIN = 24
+STROKE_ONLY_CHARS = 4
 _PSM = 11
 _THREAD_VARIABLE = "OMP_THREAD_LIMIT"
 
@@ -264,14 +274,23 @@ def _tile_regions(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def _tesseract_words(
-    grey: np.ndarray, region: tuple[int, int, int, int], invert: bool, timeout: float, run: int
+    grey: np.ndarray,
+    region: tuple[int, int, int, int],
+    invert: bool,
+    timeout: float,
+    run: int,
+    *,
+    scale: float | None = None,
 ) -> list[_Word]:
-    """Words Tesseract reads in ``region`` of ``grey``, with boxes in ``grey``'s pixels."""
+    """Words Tesseract reads in ``region`` of ``grey``, with boxes in ``grey``'s pixels.
+
+    ``scale`` defaults to what :func:`_scale_for` gives for ``grey``'s size."""
     rx, ry = region[0], region[1]
     crop = np.ascontiguousarray(grey[region[1] : region[3], region[0] : region[2]])
     height, width = crop.shape
-    scale = _scale_for(*grey.shape[::-1])
     picture = Image.fromarray(crop, mode="L")
+    if scale is None:
+        scale = _scale_for(grey.shape[1], grey.shape[0])
     if scale != 1:
         picture = picture.resize((round(width * scale), round(height * scale)), Image.Resampling.BICUBIC)
     sx, sy = picture.width / width, picture.height / height
@@ -355,6 +374,20 @@ def _is_text(grey: np.ndarray, word: _Word, min_confidence: float, min_chars: in
     return separability >= MIN_SEPARABILITY[confident] and ink <= MAX_INK[confident] and runs >= MIN_GLYPH_RUNS
 
 
+def _is_text_in_strokes(
+    grey: np.ndarray, strokes: np.ndarray, word: _Word, min_confidence: float, min_chars: int
+) -> bool:
+    """A word that fails the pixel checks in the frame but passes them in its stroke map (text over a
+    vessel or an edge: three grey levels) counts only with more evidence: at least
+    ``STROKE_ONLY_CHARS`` letters and, in the frame and in the stroke map alike, one separate glyph
+    column run per two letters (at least ``STROKE_ONLY_CHARS``). Words read in echo speckle pass
+    the stroke map too, but as one or two runs (measured on deid-data's 30-frame ultrasound)."""
+    if word.characters < max(min_chars, STROKE_ONLY_CHARS) or not _is_text(strokes, word, min_confidence, min_chars):
+        return False
+    needed = max(STROKE_ONLY_CHARS, word.characters // 2)
+    return min(_pixel_profile(grey, word.box)[2], _pixel_profile(strokes, word.box)[2]) >= needed
+
+
 def _is_companion(grey: np.ndarray, word: _Word) -> bool:
     if word.characters < 1:
         return False
@@ -401,32 +434,25 @@ def _padded(box: tuple[float, float, float, float], width: int, height: int) -> 
     )
 
 
-def find_text_regions(
-    image: Image.Image | np.ndarray,
-    *,
-    min_confidence: float = MIN_CONFIDENCE,
-    min_chars: int = MIN_CHARS,
-    timeout: float = TIMEOUT_SECONDS,
+def _accepted_regions(
+    grey: np.ndarray,
+    words: list[_Word],
+    min_confidence: float,
+    min_chars: int,
+    strokes: np.ndarray | None = None,
 ) -> list[Box]:
-    """Boxes ``(x0, y0, x1, y1)`` around burned-in text, in ``image``'s own pixels.
+    """The boxes of the words that pass the pixel checks, with their short neighbours, padded and merged.
 
-    ``image`` is one 8-bit greyscale or RGB picture (PIL image or array; other depths are
-    stretched to 8 bits). Raises :class:`OcrUnavailable` when the picture could not be checked.
+    ``strokes`` (same shape as ``grey``), when given, is a second picture the checks may pass on:
+    the candidate regions' stroke map, where a vessel or an edge crossing a word is gone.
     """
-    if min_chars < 1:
-        raise ValueError("min_chars must be at least 1")
-    grey = np.ascontiguousarray(_as_grey(image))
-    if grey.ndim != 2:
-        raise ValueError("image must be a single greyscale or RGB picture")
     height, width = grey.shape
-    if height < 8 or width < 8 or grey.min() == grey.max():
-        return []  # nothing Tesseract could read: too small, or a single flat value
-    words = [
-        word
-        for run, (region, invert) in enumerate(_passes(grey))
-        for word in _tesseract_words(grey, region, invert, timeout, run)
+    accepted = [
+        i
+        for i, w in enumerate(words)
+        if _is_text(grey, w, min_confidence, min_chars)
+        or (strokes is not None and _is_text_in_strokes(grey, strokes, w, min_confidence, min_chars))
     ]
-    accepted = [i for i, w in enumerate(words) if _is_text(grey, w, min_confidence, min_chars)]
     regions: list[tuple[float, float, float, float]] = []
     used = set(accepted)
     for i in accepted:
@@ -437,7 +463,7 @@ def find_text_regions(
             for j, other in enumerate(words):
                 if j in used or other.line != words[i].line or not _beside(region, other.box):
                     continue
-                if _is_companion(grey, other):
+                if _is_companion(grey, other) or (strokes is not None and _is_companion(strokes, other)):
                     region = _union(region, other.box)
                     used.add(j)
                     grown = True
@@ -445,27 +471,201 @@ def find_text_regions(
     return merge_boxes([_padded(region, width, height) for region in regions])
 
 
-# -------------------------------------------------------------------------------------- frames
-def sample_frame_indices(count: int) -> list[int]:
-    """The frames read in a multi-frame object: first, middle and last.
+def _checked_grey(image: Image.Image | np.ndarray, min_chars: int) -> np.ndarray:
+    if min_chars < 1:
+        raise ValueError("min_chars must be at least 1")
+    grey = np.ascontiguousarray(_as_grey(image))
+    if grey.ndim != 2:
+        raise ValueError("image must be a single greyscale or RGB picture")
+    return grey
 
-    Ultrasound and screen-capture annotations are drawn on every frame, so one frame finds them.
-    The middle and last frames catch text that appears later (a frozen frame's labels, a
-    measurement added during the clip). Three frames cost three Tesseract runs. Reading every frame
-    of a 100-frame cine would take minutes.
+
+def find_text_regions(
+    image: Image.Image | np.ndarray,
+    *,
+    min_confidence: float = MIN_CONFIDENCE,
+    min_chars: int = MIN_CHARS,
+    timeout: float = TIMEOUT_SECONDS,
+) -> list[Box]:
+    """Boxes ``(x0, y0, x1, y1)`` around burned-in text, in ``image``'s own pixels: the whole picture
+    is read by Tesseract (no pre-filter; :func:`find_text_in_frames` puts one in front).
+
+    ``image`` is one 8-bit greyscale or RGB picture (PIL image or array; other depths are
+    stretched to 8 bits). Raises :class:`OcrUnavailable` when the picture could not be checked.
     """
-    if count < 1:
+    grey = _checked_grey(image, min_chars)
+    height, width = grey.shape
+    if height < 8 or width < 8 or grey.min() == grey.max():
+        return []  # nothing Tesseract could read: too small, or a single flat value
+    words = [
+        word
+        for run, (region, invert) in enumerate(_passes(grey))
+        for word in _tesseract_words(grey, region, invert, timeout, run)
+    ]
+    return _accepted_regions(grey, words, min_confidence, min_chars)
+
+
+def _ink_black_paper_white(picture: Image.Image) -> Image.Image:
+    """Stretch a dark-text crop so its background is white and its text black.
+
+    Tesseract thresholds a picture globally; in a mosaic, one crop's grey background (white text on
+    an angiogram's mid-grey field, inverted) would fall on the dark side of a threshold set by the
+    white margins and the other crops, and its text would vanish. Stretched per crop, from its
+    darkest 2 % (the text: the crop's polarity makes text dark) to its median (the background: a
+    padded text line is mostly background), every slot reads like black print on white paper;
+    anything lighter than the background (a vessel, inverted) becomes paper too.
+    """
+    values = np.asarray(picture)
+    low, high = (float(v) for v in np.percentile(values, (2, 50)))
+    if high - low < 1:
+        return picture
+    stretched = np.clip((values.astype(np.float32) - low) * (255.0 / (high - low)), 0, 255)
+    return Image.fromarray(np.rint(stretched).astype(np.uint8), mode="L")
+
+
+def read_regions(
+    grey: np.ndarray,
+    regions: Sequence[Region],
+    *,
+    min_confidence: float = MIN_CONFIDENCE,
+    min_chars: int = MIN_CHARS,
+    timeout: float = TIMEOUT_SECONDS,
+) -> list[Box]:
+    """Boxes of text inside candidate ``regions`` of ``grey`` (2-D uint8), in one Tesseract run.
+
+    Each region is cropped, upscaled as a whole picture of ``grey``'s size would be, turned dark
+    text on light (from the region's polarity) and stacked with the others into one mosaic, white
+    margins of ``MOSAIC_MARGIN`` px between them: one Tesseract process per frame instead of one
+    per region (starting Tesseract costs about as much as reading a small crop). Words are mapped
+    back to ``grey``'s pixels through the slot they fall in and pass the same pixel checks as in
+    :func:`find_text_regions`.
+    """
+    height, width = grey.shape
+    if not regions:
         return []
-    return sorted({0, count // 2, count - 1})
+    scale = _scale_for(width, height)
+    slots: list[tuple[int, Region, float, float]] = []  # (top in the mosaic, region, sx, sy)
+    pictures = []
+    top = MOSAIC_MARGIN
+    for region in regions:
+        x0, y0, x1, y1 = region.box
+        crop = np.ascontiguousarray(grey[y0:y1, x0:x1])
+        picture = Image.fromarray(crop, mode="L")
+        if scale != 1:
+            picture = picture.resize(
+                (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), Image.Resampling.BICUBIC
+            )
+        if region.light:
+            picture = ImageOps.invert(picture)
+        picture = _ink_black_paper_white(picture)
+        slots.append((top, region, picture.width / crop.shape[1], picture.height / crop.shape[0]))
+        pictures.append(picture)
+        top += picture.height + MOSAIC_MARGIN
+    mosaic = Image.new("L", (max(p.width for p in pictures) + 2 * MOSAIC_MARGIN, top), 255)
+    for (slot_top, _, _, _), picture in zip(slots, pictures, strict=True):
+        mosaic.paste(picture, (MOSAIC_MARGIN, slot_top))
+    words = []
+    for word in _tesseract_words(np.asarray(mosaic), (0, 0, mosaic.width, mosaic.height), False, timeout, 0, scale=1):
+        centre = (word.box[1] + word.box[3]) / 2
+        for index, (slot_top, region, sx, sy) in enumerate(slots):
+            x0, y0, x1, y1 = region.box
+            slot_bottom = slot_top + (y1 - y0) * sy
+            if not slot_top <= centre < slot_bottom:
+                continue
+            box = (
+                min(max(x0 + (word.box[0] - MOSAIC_MARGIN) / sx, x0), x1),
+                min(max(y0 + (word.box[1] - slot_top) / sy, y0), y1),
+                min(max(x0 + (word.box[2] - MOSAIC_MARGIN) / sx, x0), x1),
+                min(max(y0 + (word.box[3] - slot_top) / sy, y0), y1),
+            )
+            if box[2] > box[0] and box[3] > box[1]:
+                words.append(
+                    _Word(box=box, line=(index, *word.line[1:]), characters=word.characters, confidence=word.confidence)
+                )
+            break
+    # Each word is checked against the stroke map of its own polarity (a dark region's map is
+    # bright where a light region's text has its gaps).
+    found: list[Box] = []
+    for light in (True, False):
+        mine = [w for w in words if slots[w.line[0]][1].light == light]
+        if mine:
+            strokes = stroke_map(grey, [r for r in regions if r.light == light])
+            found.extend(_accepted_regions(grey, mine, min_confidence, min_chars, strokes=strokes))
+    return merge_boxes(found)
 
 
+@dataclass(slots=True)
+class ScanStats:
+    """What :func:`find_text_in_frames` did, for benchmarks: counts and seconds, never pixels or text."""
+
+    frames: int = 0
+    frames_read: int = 0  # frames with at least one region sent to Tesseract
+    whole_frames: int = 0  # frames the pre-filter could not narrow down (read whole)
+    regions_read: int = 0
+    regions_reused: int = 0
+    prefilter_seconds: float = 0.0
+    tesseract_seconds: float = 0.0
+
+
+def find_text_in_frames(
+    frames: Iterable[Image.Image | np.ndarray],
+    *,
+    known_boxes: Sequence[Box] = (),
+    min_confidence: float = MIN_CONFIDENCE,
+    min_chars: int = MIN_CHARS,
+    timeout: float = TIMEOUT_SECONDS,
+    stats: ScanStats | None = None,
+) -> list[Box]:
+    """Boxes of text over every frame of ``frames`` (their union: a mask applies to every frame).
+
+    ``frames`` is an iterable of 8-bit greyscale or RGB pictures as displayed, consumed one at a
+    time (a generator that decodes one frame at a time keeps one frame in memory). Each frame goes
+    through the pre-filter (:func:`.textscan.text_candidates`); only its candidate regions are
+    read by Tesseract (:func:`read_regions`), and a frame without candidates is not read at all.
+    A region already read in an earlier frame, with the same ink, is not read again
+    (:class:`.textscan.RegionCache`); a new or changed region is. A frame the pre-filter cannot
+    narrow down is read whole (:func:`find_text_regions`). Raises :class:`OcrUnavailable` like
+    :func:`find_text_regions`: a frame that could not be read is never taken as free of text.
+    """
+    stats = stats if stats is not None else ScanStats()
+    cache = RegionCache()
+    found: list[Box] = []
+    for frame in frames:
+        grey = _checked_grey(frame, min_chars)
+        stats.frames += 1
+        started = time.perf_counter()
+        candidates = text_candidates(grey, known_boxes=known_boxes)
+        if candidates.whole_frame:
+            height, width = grey.shape
+            todo = [r for r in (Region((0, 0, width, height), True),) if not cache.seen(grey, r)]
+        else:
+            todo = [r for r in candidates.regions if not cache.seen(grey, r)]
+        stats.regions_reused += len(candidates.regions) - len(todo) if not candidates.whole_frame else 0
+        stats.prefilter_seconds += time.perf_counter() - started
+        if not todo:
+            continue
+        started = time.perf_counter()
+        stats.frames_read += 1
+        if candidates.whole_frame:
+            stats.whole_frames += 1
+            found.extend(find_text_regions(grey, min_confidence=min_confidence, min_chars=min_chars, timeout=timeout))
+        else:
+            stats.regions_read += len(todo)
+            found.extend(read_regions(grey, todo, min_confidence=min_confidence, min_chars=min_chars, timeout=timeout))
+        for region in todo:
+            cache.add(grey, region)
+        stats.tesseract_seconds += time.perf_counter() - started
+    return merge_boxes(found)
+
+
+# -------------------------------------------------------------------------------------- frames
 class TesseractTextDetector:
-    """:class:`~.pixels.TextRegionDetector` backed by Tesseract.
+    """:class:`~.pixels.TextRegionDetector` backed by Tesseract, through the pre-filter.
 
     ``frames`` is shaped as :func:`~.pixels.decode_frames` returns it: ``(frames, rows,
-    columns[, samples])``. A single frame without the leading axis is accepted too. The frames of
-    :func:`sample_frame_indices` are read and their boxes united (the mask applies to every frame).
-    Raises :class:`OcrUnavailable` like :func:`find_text_regions`.
+    columns[, samples])``. A single frame without the leading axis is accepted too. Every frame is
+    checked (:func:`find_text_in_frames`) and the boxes are united (the mask applies to every
+    frame). Raises :class:`OcrUnavailable` like :func:`find_text_regions`.
     """
 
     def __init__(
@@ -487,12 +687,9 @@ class TesseractTextDetector:
             arr = arr[np.newaxis, ...]
         if arr.ndim != (4 if colour else 3):
             raise ValueError("frames must be shaped (frames, rows, columns[, samples])")
-        boxes: list[Box] = []
-        for index in sample_frame_indices(arr.shape[0]):
-            grey = frame_to_grey(arr[index], photometric)
-            boxes.extend(
-                find_text_regions(
-                    grey, min_confidence=self.min_confidence, min_chars=self.min_chars, timeout=self.timeout
-                )
-            )
-        return merge_boxes(boxes)
+        return find_text_in_frames(
+            (frame_to_grey(frame, photometric) for frame in arr),
+            min_confidence=self.min_confidence,
+            min_chars=self.min_chars,
+            timeout=self.timeout,
+        )

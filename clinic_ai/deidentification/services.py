@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +26,7 @@ from clinic_ai.accounts.models import Project, User
 from clinic_ai.core.services import audit_record
 from clinic_ai.deid import process as pipeline
 from clinic_ai.deid.errors import DeidentificationError
-from clinic_ai.deid.ocr import OcrUnavailable, find_text_regions
+from clinic_ai.deid.ocr import OcrUnavailable, find_text_in_frames
 from clinic_ai.deid.options import DeidOptions
 from clinic_ai.deid.pixels import Box
 from clinic_ai.deid.uids import map_uid
@@ -140,17 +141,35 @@ def _template_lookup(project: Project):
 
 
 def detect_text(path: Path, kind: str) -> list[Box]:
-    """Boxes of burned-in text, in image pixels, from a rendering of the (first) frame."""
+    """Boxes of burned-in text, in image pixels, over every frame (their union).
+
+    Frames are rendered as the preview is and decoded one at a time; each goes through the cheap
+    pre-filter, and only its candidate regions are read by Tesseract (`ocr.find_text_in_frames`).
+    Anything that stops the check (an undecodable frame, Tesseract missing or failing, a defect
+    in the check itself) raises TextCheckFailed: the image is then held, never released unread.
+    """
     try:
-        picture = imaging.render_preview(path, kind, max_size=4096)
+        width, height = _image_size(path, kind)
+        rendered: list[tuple[int, int]] = []
+
+        def frames():
+            for picture in imaging.iter_frames(path, kind, max_size=4096):
+                rendered.append(picture.size)
+                yield np.asarray(picture)
+
+        found = find_text_in_frames(frames(), timeout=settings.OCR_TIMEOUT)
     except imaging.RejectedFile as exc:
         raise pipeline.TextCheckFailed(exc.reason) from None
-    width, height = _image_size(path, kind)
-    try:
-        found = find_text_regions(picture, timeout=settings.OCR_TIMEOUT)
     except OcrUnavailable:
         raise pipeline.TextCheckFailed("OCR unavailable") from None
-    sx, sy = width / picture.width, height / picture.height
+    except Exception as exc:  # fail closed; the type only: a message could quote a value of the file
+        logger.warning("Text check failed (%s); the image is held", type(exc).__name__)
+        raise pipeline.TextCheckFailed("The text check could not run") from None
+    if not rendered:
+        raise pipeline.TextCheckFailed("The image has no frame to check")
+    # Every frame of one image renders at the same size (downscaled only past 4096 px).
+    rendered_width, rendered_height = rendered[0]
+    sx, sy = width / rendered_width, height / rendered_height
     return [
         (int(x0 * sx), int(y0 * sy), min(width, int(round(x1 * sx + 0.5))), min(height, int(round(y1 * sy + 0.5))))
         for x0, y0, x1, y1 in found

@@ -22,6 +22,7 @@ import stat
 import struct
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "display_pixels",
     "inspect_dicom",
     "inspect_raster",
+    "iter_frames",
     "render_preview",
     "safe_extract_zip",
 ]
@@ -477,24 +479,66 @@ def _render_dicom(path: StrPath, *, frame: int, max_pixels: int | None) -> np.nd
         _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
         if not 0 <= frame < frames:
             raise RejectedFile("The requested frame does not exist in this image.")
-        arr = _decode_frame(path, ds, tsyntax, index=frame)
-        _merge_functional_groups(ds, frame=frame)
-        photometric = str(ds.PhotometricInterpretation).strip().upper()
-
-        if arr.ndim == 3:
-            # pixel_array() already turned YBR_FULL/YBR_FULL_422 into RGB, and the JPEG/JPEG 2000
-            # decoders return RGB for their YBR variants, so all 3-sample data is RGB here.
-            return _to_uint8_rgb(arr[..., :3], ds)
-        if photometric == "PALETTE COLOR":
-            return _palette_to_uint8(arr, ds)
-        grey = _monochrome_to_unit(arr, ds)
-        if photometric == "MONOCHROME1":
-            grey = 1.0 - grey  # MONOCHROME1 stores low values as white
-        return _unit_to_uint8(grey)
+        return _display_frame(path, ds, tsyntax, frame)
     except RejectedFile:
         raise
     except Exception as exc:
         raise RejectedFile("The image could not be converted for display; the file may be damaged.") from exc
+
+
+def _display_frame(path: StrPath, ds: Dataset, tsyntax: UID, frame: int) -> np.ndarray:
+    """One frame decoded and mapped to 8-bit display values ("L" or "RGB" layout)."""
+    arr = _decode_frame(path, ds, tsyntax, index=frame)
+    _merge_functional_groups(ds, frame=frame)
+    photometric = str(ds.PhotometricInterpretation).strip().upper()
+
+    if arr.ndim == 3:
+        # pixel_array() already turned YBR_FULL/YBR_FULL_422 into RGB, and the JPEG/JPEG 2000
+        # decoders return RGB for their YBR variants, so all 3-sample data is RGB here.
+        return _to_uint8_rgb(arr[..., :3], ds)
+    if photometric == "PALETTE COLOR":
+        return _palette_to_uint8(arr, ds)
+    grey = _monochrome_to_unit(arr, ds)
+    if photometric == "MONOCHROME1":
+        grey = 1.0 - grey  # MONOCHROME1 stores low values as white
+    return _unit_to_uint8(grey)
+
+
+def iter_frames(
+    path: StrPath, kind: str, *, max_size: int = 4096, max_pixels: int | None = None
+) -> Iterator[Image.Image]:
+    """Every frame of an image as an 8-bit "L" or "RGB" picture, rendered like :func:`render_preview`.
+
+    The header is read once and frames are decoded one at a time, as they are asked for: a
+    300-frame series never sits in memory as a whole. PNG/JPEG give one picture. A frame that
+    cannot be decoded raises :class:`RejectedFile` when it is reached.
+    """
+    if max_size < 1:
+        raise ValueError("max_size must be positive")
+    if kind in ("png", "jpeg"):
+        yield render_preview(path, kind, max_size=max_size, max_pixels=max_pixels)
+        return
+    if kind != "dicom":
+        raise ValueError(f"cannot render files of kind {kind!r}")
+    ds, tsyntax = _read_dicom(path)
+    try:
+        limit = _NO_LIMIT if max_pixels is None else max_pixels
+        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
+    except RejectedFile:
+        raise
+    except Exception as exc:
+        raise RejectedFile("The DICOM file is damaged: some of its header values cannot be read.") from exc
+    for frame in range(frames):
+        try:
+            arr = _display_frame(path, ds, tsyntax, frame)
+        except RejectedFile:
+            raise
+        except Exception as exc:
+            raise RejectedFile("The image could not be converted for display; the file may be damaged.") from exc
+        image = Image.fromarray(arr, mode="RGB" if arr.ndim == 3 else "L")
+        if max(image.size) > max_size:
+            image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+        yield image
 
 
 def _to_uint8_rgb(arr: np.ndarray, ds: Dataset) -> np.ndarray:

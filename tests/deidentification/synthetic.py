@@ -98,3 +98,49 @@ def jpeg_with_metadata() -> bytes:
 
 def read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
+
+
+XA_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.12.1"
+
+
+def angio_frame(rows: int = 256, columns: int = 256, *, seed: int = 0) -> np.ndarray:
+    """An X-ray-angiography-like 8-bit frame: a soft grey field, dark branching vessels, noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:columns] / max(rows, columns)
+    field = 150 - 40 * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2)
+    for k in range(4):  # vessels: dark, a few pixels wide, wandering with the frame (contrast flow)
+        centre = 0.2 + 0.2 * k + 0.02 * np.sin(6 * yy + seed + k)
+        field -= 60 * np.exp(-(((xx - centre) / 0.012) ** 2))
+    return np.clip(field + rng.normal(0, 4, field.shape), 0, 255).astype(np.uint8)
+
+
+def multiframe_xa_bytes(
+    *,
+    frames: int = 7,
+    text_on: dict[int, tuple[str, tuple[int, int]]] | None = None,
+    size: int = 16,
+    patient_name: str = "Doe^Jane^Quincy",
+    patient_id: str = "MRN55501234",
+) -> bytes:
+    """A MONOCHROME2 multi-frame XA; ``text_on`` maps a frame index to (text, origin) drawn in white."""
+    ds = plant_phi(load_source("CT_small.dcm"), patient_name=patient_name, patient_id=patient_id)
+    for keyword in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "RescaleType"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    stack = []
+    for index in range(frames):
+        picture = Image.fromarray(angio_frame(seed=index))
+        if text_on and index in text_on:
+            text, origin = text_on[index]
+            ImageDraw.Draw(picture).text(origin, text, fill=255, font=_font(size))
+        stack.append(np.asarray(picture))
+    ds.Modality = "XA"
+    ds.SOPClassUID = XA_IMAGE_STORAGE
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if "BurnedInAnnotation" in ds:
+        del ds.BurnedInAnnotation
+    ds.set_pixel_data(np.stack(stack), "MONOCHROME2", 8, generate_instance_uid=False)
+    return to_bytes(ds)

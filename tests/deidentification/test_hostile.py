@@ -128,9 +128,9 @@ def test_a_valid_but_unregistered_class_uid_is_emptied_not_kept(tmp_path):
     """A vendor's SOP class UID in ReferencedSOPClassUID is a valid UID nobody can vouch for:
     digits can spell a number as well as a class. The pydicom path empties it (the fast path
     leaves the file to it) and the file is released; text there is rejected (the cases above)."""
+    from clinic_ai.deid import DeidOptions
     from clinic_ai.deid.fastpath import Fallback, deidentify_bytes
     from clinic_ai.deid.process import process_dicom
-    from clinic_ai.deid import DeidOptions
 
     from . import corpus as C
     from .hostile import Identity, _build, baseline, explicit, pad, sequence
@@ -168,8 +168,8 @@ def test_a_valid_but_unregistered_class_uid_is_emptied_not_kept(tmp_path):
 def test_the_deidentifier_alone_rejects_every_case_with_a_reason(case: Case, tmp_path):
     """The library's DICOM step (fast path first, as the pipeline runs it), without the upload's
     own inspection in front of it: it must refuse every case itself, and write nothing."""
-    from clinic_ai.deid.process import process_dicom
     from clinic_ai.deid import DeidOptions
+    from clinic_ai.deid.process import process_dicom
 
     from . import corpus as C
 

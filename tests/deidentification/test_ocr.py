@@ -2,6 +2,9 @@
 
 Text is drawn into pixels here, so the tests know exactly where it is: every planted string must
 be covered (>= 90 % of its bounding box) and pictures without text must give no box at all.
+The corpus goes through the production path (:func:`find_text_in_frames`: the pre-filter, then
+Tesseract on candidate regions); :func:`find_text_regions` (the whole picture, the fallback when
+the pre-filter cannot narrow a frame down) keeps its own tests.
 Nothing is downloaded: pydicom-data and deid-data are local packages (``download=False``).
 """
 
@@ -26,10 +29,10 @@ from clinic_ai.deid import apply_pixel_mask, decode_frames, deidentify_dataset, 
 from clinic_ai.deid.ocr import (
     OcrUnavailable,
     TesseractTextDetector,
+    find_text_in_frames,
     find_text_regions,
     frame_to_grey,
     merge_boxes,
-    sample_frame_indices,
 )
 from clinic_ai.deid.options import DeidOptions
 from clinic_ai.deid.pixels import Box, TextRegionDetector
@@ -48,6 +51,25 @@ def _font(face: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
             pytest.skip("DejaVu fonts are not installed")
         return ImageFont.truetype(str(DEJAVU), size)
     return ImageFont.load_default(size=size)
+
+
+def detect(picture: Image.Image | np.ndarray) -> list[Box]:
+    """One picture through the production path: pre-filter, then Tesseract on the candidates."""
+    return find_text_in_frames([picture])
+
+
+@pytest.fixture
+def tesseract_runs(monkeypatch) -> list[int]:
+    """Tesseract runs, counted by wrapping pytesseract's entry point (the library boundary); Tesseract still runs."""
+    runs: list[int] = []
+    real = pytesseract.image_to_data
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pytesseract, "image_to_data", counting)
+    return runs
 
 
 def coverage(target: Box, boxes: list[Box]) -> float:
@@ -154,7 +176,7 @@ SCENES: dict[str, Callable] = {
 @pytest.mark.parametrize("scene", list(SCENES))
 def test_planted_text_is_covered(scene: str, face: str) -> None:
     picture, truth = SCENES[scene](face)
-    boxes = find_text_regions(picture)
+    boxes = detect(picture)
     for text, target in truth.items():
         assert coverage(target, boxes) >= 0.9, f"{text!r} not covered in {scene}/{face}"
     # Boxes stay around the text: not the whole picture.
@@ -198,8 +220,9 @@ SYNTHETIC_NEGATIVES: dict[str, Callable[[], Image.Image]] = {
 
 
 @pytest.mark.parametrize("name", list(SYNTHETIC_NEGATIVES))
-def test_synthetic_pictures_without_text_give_no_box(name: str) -> None:
-    assert find_text_regions(SYNTHETIC_NEGATIVES[name]()) == []
+def test_synthetic_pictures_without_text_give_no_box_and_are_not_sent_to_tesseract(name: str, tesseract_runs) -> None:
+    assert detect(SYNTHETIC_NEGATIVES[name]()) == []
+    assert tesseract_runs == []
 
 
 @pytest.mark.parametrize(
@@ -208,7 +231,7 @@ def test_synthetic_pictures_without_text_give_no_box(name: str) -> None:
 )
 def test_real_images_without_text_give_no_box(name: str) -> None:
     """CT, MR, a head CT and a radiograph, rendered as the preview is."""
-    assert find_text_regions(render_preview(_testdata(name), "dicom", max_size=1024)) == []
+    assert detect(render_preview(_testdata(name), "dicom", max_size=1024)) == []
 
 
 # ------------------------------------------------------------------------------ real ultrasounds
@@ -227,7 +250,7 @@ def test_real_ultrasound_annotations_are_found(name: str) -> None:
     identifiers, clip label and output indices are burned in at the top and bottom."""
     picture = render_preview(_testdata(name), "dicom", max_size=1024)
     assert picture.size == (640, 480)
-    boxes = find_text_regions(picture)
+    boxes = detect(picture)
     for label, target in US1_ANNOTATIONS.items():
         assert coverage(target, boxes) >= 0.9, label
     # ... and the boxes stay out of the image area (rows 110-340), except the colour-bar labels at the edges.
@@ -237,7 +260,7 @@ def test_real_ultrasound_annotations_are_found(name: str) -> None:
 
 def test_palette_ultrasound_annotations_are_found() -> None:
     picture = render_preview(_testdata("gdcm-US-ALOKA-16.dcm"), "dicom", max_size=1024)
-    boxes = find_text_regions(picture)
+    boxes = detect(picture)
     for label, target in {
         "institution": (81, 1, 245, 14),
         "date": (541, 1, 638, 14),
@@ -270,7 +293,7 @@ def _multiframe_ultrasound(frames: int = 7) -> tuple[Dataset, dict[str, Box]]:
     return ds, truth
 
 
-def test_the_detector_reads_first_middle_and_last_frames_and_masking_removes_the_text() -> None:
+def test_the_detector_reads_every_frame_and_masking_removes_the_text() -> None:
     detector: TextRegionDetector = TesseractTextDetector()
     ds, truth = _multiframe_ultrasound()
     frames, photometric = decode_frames(ds)
@@ -350,11 +373,7 @@ def test_frame_to_grey() -> None:
         TesseractTextDetector()(np.zeros((2, 3, 4, 5, 6), np.uint8), "RGB")
 
 
-def test_sample_frames_and_merge_boxes() -> None:
-    assert sample_frame_indices(0) == []
-    assert sample_frame_indices(1) == [0]
-    assert sample_frame_indices(2) == [0, 1]
-    assert sample_frame_indices(30) == [0, 15, 29]
+def test_merge_boxes() -> None:
     assert merge_boxes([(0, 0, 10, 10), (20, 0, 30, 10), (9, 5, 21, 6)]) == [(0, 0, 30, 10)]
     assert merge_boxes([(0, 0, 5, 5), (10, 10, 15, 15)]) == [(0, 0, 5, 5), (10, 10, 15, 15)]
 
@@ -380,12 +399,16 @@ def test_a_missing_or_failing_tesseract_raises(monkeypatch, text_picture, comman
     with pytest.raises(OcrUnavailable):
         find_text_regions(text_picture)
     with pytest.raises(OcrUnavailable):
+        detect(text_picture)
+    with pytest.raises(OcrUnavailable):
         TesseractTextDetector()(np.asarray(text_picture)[None], "RGB")
 
 
 def test_a_timeout_raises(text_picture) -> None:
     with pytest.raises(OcrUnavailable):
         find_text_regions(text_picture, timeout=0.0001)
+    with pytest.raises(OcrUnavailable):
+        find_text_in_frames([text_picture], timeout=0.0001)
 
 
 @pytest.mark.parametrize("output", [{}, {"text": ["x"], "conf": []}, {"text": None}])
@@ -393,11 +416,13 @@ def test_unreadable_output_raises(monkeypatch, text_picture, output) -> None:
     monkeypatch.setattr(pytesseract, "image_to_data", lambda *a, **k: output)
     with pytest.raises(OcrUnavailable):
         find_text_regions(text_picture)
+    with pytest.raises(OcrUnavailable):
+        detect(text_picture)
 
 
 def test_recognised_text_is_never_logged_printed_or_returned(caplog, capfd, text_picture) -> None:
     with caplog.at_level(logging.DEBUG):
-        boxes = find_text_regions(text_picture)
+        boxes = find_text_regions(text_picture) + detect(text_picture)
     assert boxes
     out, err = capfd.readouterr()
     for fragment in ("JANE", "12345678", "2024", "HOSPITAL", "MARY"):
