@@ -15,3 +15,5 @@ urlpatterns = [
     path("", include("clinic_ai.deidentification.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "clinic_ai.core.views.bad_request"

@@ -16,7 +16,8 @@ from clinic_ai.studies.models import ImageStatus
 @login_required
 def home(request):
     projects = projects_for_user(request.user).annotate(
-        study_count=Count("studies", distinct=True),
+        # A study whose images are all held is not shown to clinicians: not counted either.
+        study_count=Count("studies", filter=Q(studies__images__status=ImageStatus.RELEASED), distinct=True),
         released_count=Count("images", filter=Q(images__status=ImageStatus.RELEASED), distinct=True),
     )
     return render(request, "accounts/home.html", {"projects": projects})
@@ -76,11 +77,15 @@ def member_set(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     form = MemberForm(request.POST)
     if form.is_valid():
-        membership_set(
-            actor=request.user, project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
-        )
-        messages.success(request, "Member saved.")
-    else:
+        try:
+            membership_set(
+                actor=request.user, project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Member saved.")
+    if form.errors:
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)

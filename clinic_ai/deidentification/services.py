@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -348,13 +349,20 @@ def quarantine_purge_expired(*, now=None) -> int:
 # --- Masking by a person ----------------------------------------------------------------------
 
 
+def _coordinate(value) -> bool:
+    """A finite number (round() of NaN or Infinity raises); booleans are not coordinates."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _clean_boxes(image: Image, boxes, width: int, height: int) -> list[Box]:
     if not isinstance(boxes, list) or len(boxes) > 200:
         raise MaskRefused("The boxes could not be read.")
     cleaned = []
     for box in boxes:
-        if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
-            raise MaskRefused("The boxes could not be read.")
+        if not (isinstance(box, list | tuple) and len(box) == 4 and all(_coordinate(v) for v in box)):
+            raise MaskRefused("Each box must be four finite numbers (x0, y0, x1, y1).")
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         x0, x1 = sorted((max(0, min(width, x0)), max(0, min(width, x1))))
         y0, y1 = sorted((max(0, min(height, y0)), max(0, min(height, y1))))

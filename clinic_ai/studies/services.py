@@ -49,12 +49,22 @@ class OffsetMismatch(Exception):
         self.received = received
 
 
-def _human_size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError
+_SIZE_UNITS = ("bytes", "KB", "MB", "GB", "TB", "PB")
+
+
+def human_size(size: int) -> str:
+    """"1 GB", "2.5 MB", "300 bytes": integer arithmetic, so any size prints (no float overflow)."""
+    size = max(0, int(size))
+    if size >= 1024 ** len(_SIZE_UNITS):
+        return f"more than 1024 {_SIZE_UNITS[-1]}"
+    exponent = 0
+    while exponent < len(_SIZE_UNITS) - 1 and size >= 1024 ** (exponent + 1):
+        exponent += 1
+    if exponent == 0:
+        return f"{size} byte{'s' if size != 1 else ''}"
+    scale = 1024**exponent
+    whole, tenth = divmod((size * 10 + scale // 2) // scale, 10)
+    return f"{whole}{f'.{tenth}' if tenth else ''} {_SIZE_UNITS[exponent]}"
 
 
 # --- Receiving ------------------------------------------------------------------------------
@@ -75,15 +85,16 @@ def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> Uploaded
     if size < 0:
         raise UploadRefused("The file size is invalid.")
     if size > settings.UPLOAD_MAX_FILE_SIZE:
-        raise UploadRefused(
-            f"The file is {_human_size(size)}, over the limit of {_human_size(settings.UPLOAD_MAX_FILE_SIZE)} per file."
-        )
+        limit = human_size(settings.UPLOAD_MAX_FILE_SIZE)
+        # A declared size past a petabyte is no real file: the size is not worth repeating.
+        said = f"The file is {human_size(size)}," if size < 1024**5 else "The file is"
+        raise UploadRefused(f"{said} over the {limit} limit per file.")
     declared = batch.files.filter(parent=None)
     if declared.count() >= settings.UPLOAD_MAX_BATCH_FILES:
         raise UploadRefused(f"One upload takes at most {settings.UPLOAD_MAX_BATCH_FILES} files.")
     total = sum(declared.values_list("declared_size", flat=True)) + size
     if total > settings.UPLOAD_MAX_BATCH_SIZE:
-        raise UploadRefused(f"This upload would exceed {_human_size(settings.UPLOAD_MAX_BATCH_SIZE)} in all.")
+        raise UploadRefused(f"This upload would be over the {human_size(settings.UPLOAD_MAX_BATCH_SIZE)} limit per upload.")
     upload = UploadedFile.objects.create(batch=batch, client_name=name[:1024], declared_size=size)
     storage.ensure_parent(storage.quarantine_path(storage.upload_relative_path(upload.pk))).touch()
     return upload
