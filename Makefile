@@ -58,7 +58,9 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py demo_setup
 	mkdir -p var/log
-	$(VENV)/bin/celery -A clinic_ai worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
+	# -B: celery beat inside the worker queues housekeeping every HOUSEKEEPING_INTERVAL_MINUTES (10),
+	# so a half-sent file's partial bytes leave the quarantine within the hour.
+	$(VENV)/bin/celery -A clinic_ai worker -B -s var/celerybeat-schedule -Q cpu,gpu --concurrency 2 --loglevel INFO \
 	  --logfile var/log/worker.log --pidfile var/worker.pid -n demo@%h >> var/log/worker.log 2>&1 &
 	worker=$$!
 	$(PY) manage.py pipeline_resume

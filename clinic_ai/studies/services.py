@@ -53,7 +53,7 @@ _SIZE_UNITS = ("bytes", "KB", "MB", "GB", "TB", "PB")
 
 
 def human_size(size: int) -> str:
-    """"1 GB", "2.5 MB", "300 bytes": integer arithmetic, so any size prints (no float overflow)."""
+    """ "1 GB", "2.5 MB", "300 bytes": integer arithmetic, so any size prints (no float overflow)."""
     size = max(0, int(size))
     if size >= 1024 ** len(_SIZE_UNITS):
         return f"more than 1024 {_SIZE_UNITS[-1]}"
@@ -94,7 +94,9 @@ def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> Uploaded
         raise UploadRefused(f"One upload takes at most {settings.UPLOAD_MAX_BATCH_FILES} files.")
     total = sum(declared.values_list("declared_size", flat=True)) + size
     if total > settings.UPLOAD_MAX_BATCH_SIZE:
-        raise UploadRefused(f"This upload would be over the {human_size(settings.UPLOAD_MAX_BATCH_SIZE)} limit per upload.")
+        raise UploadRefused(
+            f"This upload would be over the {human_size(settings.UPLOAD_MAX_BATCH_SIZE)} limit per upload."
+        )
     upload = UploadedFile.objects.create(batch=batch, client_name=name[:1024], declared_size=size)
     storage.ensure_parent(storage.quarantine_path(storage.upload_relative_path(upload.pk))).touch()
     return upload
@@ -136,6 +138,13 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
     if batch.finished_at is None:
         batch.finished_at = timezone.now()
         batch.save(update_fields=["finished_at", "modified"])
+        # The browser finishes once every file is sent or given up: what is still arriving never will.
+        for upload in (
+            batch.files.select_for_update(of=("self",))
+            .filter(status=UploadStatus.RECEIVING)
+            .select_related("batch", "batch__project", "batch__uploaded_by")
+        ):
+            _reject(upload, ABANDONED_REASON)
         counts = {s: batch.files.filter(status=s).count() for s in UploadStatus.values}
         audit_record(
             action="upload.finish", actor=batch.uploaded_by, project=batch.project, obj=batch, data={"files": counts}
@@ -146,13 +155,18 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
     return batch
 
 
+ABANDONED_REASON = "The upload of this file was not finished; send it again."
+
+
 def uploads_abandoned_purge(*, now=None) -> int:
-    """Files whose upload stopped part-way and was not resumed within UPLOAD_NAME_RETENTION_HOURS.
+    """Files whose upload stopped part-way and was not resumed within UPLOAD_ABANDONED_MINUTES.
 
     Their partial bytes sit in quarantine and may hold patient data: rejected and deleted.
+    Also removes unpack folders left by a worker that died unpacking an archive.
     """
     now = now or timezone.now()
-    cutoff = now - timedelta(hours=settings.UPLOAD_NAME_RETENTION_HOURS)
+    _unpack_dirs_remove_stale()
+    cutoff = now - timedelta(minutes=settings.UPLOAD_ABANDONED_MINUTES)
     count = 0
     for upload_id in UploadedFile.objects.filter(status=UploadStatus.RECEIVING, modified__lte=cutoff).values_list(
         "pk", flat=True
@@ -165,9 +179,37 @@ def uploads_abandoned_purge(*, now=None) -> int:
             )
             if upload.status != UploadStatus.RECEIVING:
                 continue
-            _reject(upload, "The upload of this file was not finished; send it again.")
+            _reject(upload, ABANDONED_REASON)
             count += 1
     return count
+
+
+def _unpack_dirs_remove_stale() -> None:
+    """An unpack folder is only needed while its archive is being unpacked (status RECEIVED or
+    PROCESSING, row locked by the worker); one left behind by a dead worker holds extracted files."""
+    root = storage.quarantine_path("unpack")
+    if not root.is_dir():
+        return
+    names = {entry.name: entry for entry in root.iterdir()}
+    busy = {
+        str(pk)
+        for pk in UploadedFile.objects.filter(
+            pk__in=[n for n in names if _is_uuid(n)], status__in=[UploadStatus.RECEIVED, UploadStatus.PROCESSING]
+        ).values_list("pk", flat=True)
+    }
+    for name, entry in names.items():
+        if name not in busy:
+            _remove_tree(entry)
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def upload_names_erase_expired(*, now=None) -> int:
@@ -312,14 +354,19 @@ def _unpack(upload: UploadedFile, path: Path) -> None:
         raise imaging.RejectedFile("Zip files inside zip files are not accepted.")
     workdir = storage.quarantine_path(f"unpack/{upload.pk}")
     workdir.mkdir(parents=True, exist_ok=True)
-    results = imaging.safe_extract_zip(
-        path,
-        workdir,
-        max_members=settings.ZIP_MAX_MEMBERS,
-        max_total_size=settings.ZIP_MAX_TOTAL_SIZE,
-        max_ratio=settings.ZIP_MAX_RATIO,
-        max_file_size=settings.UPLOAD_MAX_FILE_SIZE,
-    )
+    try:
+        results = imaging.safe_extract_zip(
+            path,
+            workdir,
+            max_members=settings.ZIP_MAX_MEMBERS,
+            max_total_size=settings.ZIP_MAX_TOTAL_SIZE,
+            max_ratio=settings.ZIP_MAX_RATIO,
+            max_file_size=settings.UPLOAD_MAX_FILE_SIZE,
+        )
+    except BaseException:
+        # A rejected archive (a bomb found half-way) leaves what it extracted so far: patient data.
+        _remove_tree(workdir)
+        raise
     accepted = 0
     for member in results:
         name = f"{upload.client_name}/{member.name}"[:1024]

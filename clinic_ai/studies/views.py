@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -5,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -206,6 +209,7 @@ def upload_batch_finish(request, batch_id):
 def upload_batch_status(request, batch_id):
     batch = get_batch_for_user(request.user, batch_id)
     files = list(batch.files.select_related("image").order_by("created", "id"))
+    stuck_before = timezone.now() - timedelta(minutes=settings.UPLOAD_STUCK_MINUTES)
     rows = []
     complete = batch.finished_at is not None
     for upload in files:
@@ -215,7 +219,9 @@ def upload_batch_status(request, batch_id):
         image_url = image.get_absolute_url() if image is not None else None
         preview_url = None
         waiting = not upload.is_done
+        since = upload.modified
         if image is not None and upload.status == UploadStatus.ACCEPTED:
+            since = image.released_at or image.modified
             if image.status == ImageStatus.HELD:
                 status, status_display, reason = "held", "Needs masking", image.hold_reason
                 image_url = reverse("deidentification:image_mask", kwargs={"image_id": image.pk})
@@ -229,6 +235,14 @@ def upload_batch_status(request, batch_id):
                 preview_url = reverse("studies:image_preview", kwargs={"image_id": image.pk})
             else:
                 reason = image.preview_error
+        if waiting and batch.finished_at and upload.status != UploadStatus.RECEIVING and since < stuck_before:
+            # Nothing has moved for a long time (no worker running, or a step lost): the page stops
+            # waiting and says so; the pipeline goes on when a worker comes back.
+            status, status_display, waiting = "stuck", "Still waiting", False
+            reason = (
+                f"Not processed after {settings.UPLOAD_STUCK_MINUTES} minutes. It will be processed when the "
+                "server's worker runs again: see the worklist later, or tell an administrator."
+            )
         if waiting:
             complete = False
         rows.append(
