@@ -23,9 +23,7 @@ def home(request):
     return render(request, "accounts/home.html", {"projects": projects})
 
 
-@login_required
-def project_detail(request, project_id):
-    project = get_project_for_user(request.user, project_id)
+def _project_page(request, project, *, member_form=None, member_errors=(), status=200):
     memberships = project.memberships.select_related("user")
     return render(
         request,
@@ -34,9 +32,16 @@ def project_detail(request, project_id):
             "project": project,
             "role": role_in_project(request.user, project),
             "memberships": memberships,
-            "member_form": MemberForm(),
+            "member_form": member_form or MemberForm(),
+            "member_errors": [*member_errors, *(member_form.non_field_errors() if member_form else [])],
         },
+        status=status,
     )
+
+
+@login_required
+def project_detail(request, project_id):
+    return _project_page(request, get_project_for_user(request.user, project_id))
 
 
 @login_required
@@ -53,7 +58,8 @@ def project_create_view(request):
             membership_set(actor=request.user, project=project, user=request.user, role="admin")
             messages.success(request, "Project created.")
             return redirect(project)
-    return render(request, "accounts/project_form.html", {"form": form, "title": "New project"})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/project_form.html", {"form": form, "title": "New project"}, status=status)
 
 
 @login_required
@@ -68,7 +74,8 @@ def project_update_view(request, project_id):
         else:
             messages.success(request, "Project saved.")
             return redirect(project)
-    return render(request, "accounts/project_form.html", {"form": form, "title": f"Edit {project.name}"})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/project_form.html", {"form": form, "title": f"Edit {project.name}"}, status=status)
 
 
 @login_required
@@ -85,11 +92,8 @@ def member_set(request, project_id):
             form.add_error(None, exc)
         else:
             messages.success(request, "Member saved.")
-    if form.errors:
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-    return redirect(project)
+            return redirect(project)
+    return _project_page(request, project, member_form=form, status=400)
 
 
 @login_required
@@ -103,7 +107,6 @@ def member_remove(request, project_id, membership_id):
     try:
         membership_remove(actor=request.user, membership=membership)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "Member removed.")
+        return _project_page(request, project, member_errors=exc.messages, status=400)
+    messages.success(request, "Member removed.")
     return redirect(project)

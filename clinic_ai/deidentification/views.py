@@ -155,4 +155,5 @@ def profile_update(request, project_id):
         )
         messages.success(request, "De-identification options saved. They apply to uploads from now on.")
         return redirect(project)
-    return render(request, "deidentification/profile_form.html", {"project": project, "form": form})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "deidentification/profile_form.html", {"project": project, "form": form}, status=status)
