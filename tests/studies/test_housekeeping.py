@@ -152,7 +152,7 @@ def test_sizes_print_sanely_for_any_number():
     assert services.human_size(10**400) == "more than 1024 PB"
 
 
-@pytest.mark.parametrize("size", [2 * 1024**3, 10**25, 909494701772928256 * 1024**4])
+@pytest.mark.parametrize("size", [2 * 1024**3, 10**25, 909494701772928256 * 1024**4, 10**400])
 def test_an_absurd_declared_size_is_refused_with_the_limit(client, project, radiologist, size):
     client.force_login(radiologist)
     batch = client.post(
