@@ -48,7 +48,7 @@ def project_detail(request, project_id):
 def project_create_view(request):
     if not request.user.is_site_admin:
         raise PermissionDenied("Only site admins create projects.")
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             project = project_create(actor=request.user, **form.cleaned_data)
@@ -65,7 +65,7 @@ def project_create_view(request):
 @login_required
 def project_update_view(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
-    form = ProjectForm(request.POST or None, instance=project)
+    form = ProjectForm(request.POST if request.method == "POST" else None, instance=project)
     if request.method == "POST" and form.is_valid():
         try:
             project_update(actor=request.user, project=project, **form.cleaned_data)

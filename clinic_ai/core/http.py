@@ -121,12 +121,12 @@ def json_body(request, *, allow_empty: bool = False, max_bytes: int = MAX_JSON_B
     With `allow_empty`, an empty body reads as ``{}`` (for endpoints that take no fields).
     """
     body = request_body(request, max_bytes=max_bytes)
-    if not body.strip() and allow_empty:
-        return {}
+    if not body.strip():
+        if allow_empty:
+            return {}
+        raise RequestRefused("The request is empty; send a JSON object.")
     if request.content_type != "application/json":
         raise RequestRefused("Send the request as JSON (Content-Type: application/json).", 415)
-    if not body.strip():
-        raise RequestRefused("The request is empty; send a JSON object.")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

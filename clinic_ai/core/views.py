@@ -2,6 +2,7 @@
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views.defaults import bad_request as django_bad_request
 
 TOO_LARGE = "The request is larger than the server accepts."
@@ -22,7 +23,6 @@ def bad_request(request, exception=None):
         return JsonResponse(
             {"error": TOO_LARGE if too_large else "The request could not be read."}, status=413 if too_large else 400
         )
-    response = django_bad_request(request, exception)
     if too_large:
-        response.status_code = 413
-    return response
+        return render(request, "413.html", status=413)
+    return django_bad_request(request, exception)

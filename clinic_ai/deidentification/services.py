@@ -349,11 +349,16 @@ def quarantine_purge_expired(*, now=None) -> int:
 # --- Masking by a person ----------------------------------------------------------------------
 
 
+# No image is a million pixels wide (IMAGE_MAX_PIXELS): a coordinate past that is not a box edge.
+_MAX_COORDINATE = 1_000_000
+
+
 def _coordinate(value) -> bool:
-    """A finite number (round() of NaN or Infinity raises); booleans are not coordinates."""
-    if isinstance(value, bool):
+    """A finite number of sane size (round() of NaN or Infinity raises); booleans are not coordinates."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    # abs() first: math.isfinite(10**400) raises OverflowError.
+    return abs(value) <= _MAX_COORDINATE and math.isfinite(value)
 
 
 def _clean_boxes(image: Image, boxes, width: int, height: int) -> list[Box]:
@@ -362,7 +367,7 @@ def _clean_boxes(image: Image, boxes, width: int, height: int) -> list[Box]:
     cleaned = []
     for box in boxes:
         if not (isinstance(box, list | tuple) and len(box) == 4 and all(_coordinate(v) for v in box)):
-            raise MaskRefused("Each box must be four finite numbers (x0, y0, x1, y1).")
+            raise MaskRefused("Each box must be four numbers of pixels (x0, y0, x1, y1).")
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         x0, x1 = sorted((max(0, min(width, x0)), max(0, min(width, x1))))
         y0, y1 = sorted((max(0, min(height, y0)), max(0, min(height, y1))))

@@ -143,7 +143,7 @@ def audit_list(request, project_id):
 def profile_update(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     profile = services.profile_for(project)
-    form = DeidProfileForm(request.POST or None, instance=profile)
+    form = DeidProfileForm(request.POST if request.method == "POST" else None, instance=profile)
     if request.method == "POST" and form.is_valid():
         form.save()
         audit_record(
