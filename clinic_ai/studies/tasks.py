@@ -16,7 +16,9 @@ def render_image_preview(image_id: str) -> None:
 
 @cpu_task
 def housekeeping() -> None:
-    """Erase old upload names and purge quarantined originals past their retention."""
+    """Purge abandoned partial uploads, erase old upload names, purge originals past their retention.
+
+    Queued by celery beat every HOUSEKEEPING_INTERVAL_MINUTES (settings.CELERY_BEAT_SCHEDULE)."""
     from clinic_ai.deidentification.services import quarantine_purge_expired
 
     services.uploads_abandoned_purge()
