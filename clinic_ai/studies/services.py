@@ -112,6 +112,10 @@ def upload_chunk_append(*, upload: UploadedFile, offset: int, data: bytes) -> tu
         if upload.status != UploadStatus.RECEIVING:
             if offset + len(data) == upload.received == upload.declared_size:
                 return upload.received, True
+            if upload.status == UploadStatus.REJECTED:
+                # Abandoned (housekeeping, or its batch finished) while the browser was away: say so,
+                # rather than a 409 the browser would resume from.
+                raise UploadRefused(upload.reason or "This file was rejected.")
             raise OffsetMismatch(upload.received)
         if offset != upload.received:
             raise OffsetMismatch(upload.received)

@@ -91,8 +91,9 @@ def test_a_file_still_arriving_when_the_upload_finishes_is_rejected_and_purged_a
     assert status["complete"] is True
     (row,) = status["files"]
     assert row["status"] == "rejected" and "not finished" in row["reason"]
-    # A late chunk for it changes nothing.
-    assert _send(client, declared, ct_bytes[500:1000], offset=500).status_code == 409
+    # A late chunk for it changes nothing, and is told why.
+    late = _send(client, declared, ct_bytes[500:1000], offset=500)
+    assert late.status_code == 400 and "not finished" in late.json()["error"]
     assert not partial.exists()
 
 
