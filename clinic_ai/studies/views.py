@@ -180,9 +180,10 @@ def upload_chunk(request, batch_id, file_id):
     offset = request.headers.get("X-Chunk-Offset", "")
     if not (offset.isascii() and offset.isdigit() and len(offset) <= 20):
         raise RequestRefused("The chunk has no valid X-Chunk-Offset header.")
-    if request.content_type != "application/octet-stream":
-        raise RequestRefused("Send chunks as application/octet-stream.", 415)
     data = request_body(request, max_bytes=settings.UPLOAD_CHUNK_SIZE)
+    # An empty chunk is the page asking where to resume: whatever its type, it carries nothing.
+    if data and request.content_type != "application/octet-stream":
+        raise RequestRefused("Send chunks as application/octet-stream.", 415)
     try:
         received, complete = services.upload_chunk_append(upload=upload, offset=int(offset), data=data)
     except services.OffsetMismatch as exc:

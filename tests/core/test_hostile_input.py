@@ -343,6 +343,8 @@ def test_hostile_chunks_get_a_readable_4xx(client, world, radiologist, settings)
     cases.append(("JSON instead of bytes", send(b'{"data": "abc"}', content_type=JSON)))
     cases.append(("form instead of bytes", send(b"data=abc", content_type="application/x-www-form-urlencoded")))
     cases.append(("past the declared size", send(b"x" * 11)))
+    probe = send(b"", "5")  # the page asking where to resume: told, with any content type
+    assert probe.status_code == 409 and probe.json()["received"] == 0
     cases.append(("at the wrong offset", send(b"abc", "5")))
     settings.UPLOAD_CHUNK_SIZE = 4
     cases.append(("over the chunk size", send(b"x" * 5)))
