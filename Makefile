@@ -60,7 +60,9 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	mkdir -p var/log
 	# A "cpu" worker (uploads, de-identification, previews) and a "gpu" worker (models loaded once and
 	# kept; the GPU when there is one, the CPU cores otherwise): one process each on a 2-core machine.
-	$(VENV)/bin/celery -A clinic_ai worker -Q cpu --concurrency 1 --loglevel INFO \
+	# -B: celery beat inside the cpu worker queues housekeeping every HOUSEKEEPING_INTERVAL_MINUTES (10),
+	# so a half-sent file's partial bytes leave the quarantine within the hour.
+	$(VENV)/bin/celery -A clinic_ai worker -B -s var/celerybeat-schedule -Q cpu --concurrency 1 --loglevel INFO \
 	  --logfile var/log/worker-cpu.log --pidfile var/worker-cpu.pid -n cpu@%h >> var/log/worker-cpu.log 2>&1 &
 	cpu_worker=$$!
 	$(VENV)/bin/celery -A clinic_ai worker -Q gpu --concurrency 1 --loglevel INFO \

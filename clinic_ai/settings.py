@@ -184,6 +184,13 @@ DEID_SECRET = env_str("DEID_SECRET") or f"derived-from-secret-key:{SECRET_KEY}"
 QUARANTINE_RETENTION_DAYS = env_int("QUARANTINE_RETENTION_DAYS", 0)
 # Hours to keep the browser's file names of an upload (shown on its progress page; they can name patients).
 UPLOAD_NAME_RETENTION_HOURS = env_int("UPLOAD_NAME_RETENTION_HOURS", 24)
+# A file whose chunks stopped arriving this many minutes ago is abandoned: rejected, its partial
+# bytes (patient data) purged by housekeeping, which runs every HOUSEKEEPING_INTERVAL_MINUTES
+# (celery beat, inside the worker of `make run`). Together they keep a partial under an hour.
+UPLOAD_ABANDONED_MINUTES = env_int("UPLOAD_ABANDONED_MINUTES", 30, minimum=1)
+HOUSEKEEPING_INTERVAL_MINUTES = env_int("HOUSEKEEPING_INTERVAL_MINUTES", 10, minimum=1)
+# The upload page stops waiting for a file still unprocessed after this long, and says so.
+UPLOAD_STUCK_MINUTES = env_int("UPLOAD_STUCK_MINUTES", 15, minimum=1)
 OCR_TIMEOUT = env_int("OCR_TIMEOUT", 30, minimum=1)
 # The ensemble `manage.py predict` uses without --ensemble when several are active.
 DEFAULT_ENSEMBLE = env_str("DEFAULT_ENSEMBLE", "pneumonia-demo")
@@ -222,6 +229,14 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
+# Read by celery beat: `make run` runs it inside its one worker (`-B`); with many workers run one
+# `celery -A clinic_ai beat` (or `manage.py housekeeping` from cron at the same interval).
+CELERY_BEAT_SCHEDULE = {
+    "housekeeping": {
+        "task": "clinic_ai.pipeline.tasks.housekeeping",
+        "schedule": HOUSEKEEPING_INTERVAL_MINUTES * 60.0,
+    }
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 # Tests and one-off scripts may run tasks in-process.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("clinic_ai.inference.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "clinic_ai.core.views.bad_request"

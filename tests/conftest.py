@@ -186,7 +186,7 @@ def upload_through_api(client, project, files, *, chunk_size=64 * 1024, study=No
             offset = sent.json()["received"]
             if sent.json()["complete"]:
                 break
-    assert client.post(batch["finish_url"]).status_code == 200
+    assert client.post(batch["finish_url"], data="{}", content_type="application/json").status_code == 200
     return batch, ids
 
 

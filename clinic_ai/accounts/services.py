@@ -28,10 +28,24 @@ def project_update(*, actor: User, project: Project, **fields) -> Project:
     return project
 
 
+def _lock_project(project: Project) -> None:
+    """Membership changes of one project run one at a time, so two admins demoting each other
+    at the same moment cannot leave the project without one."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+
+
+def _is_last_admin(project: Project, *, user_id) -> bool:
+    admins = set(project.memberships.filter(role=Role.ADMIN).values_list("user_id", flat=True))
+    return admins == {user_id}
+
+
 @transaction.atomic
 def membership_set(*, actor: User | None, project: Project, user: User, role: str) -> Membership:
     if role not in Role.values:
-        raise ValidationError(f"Unknown role {role!r}")
+        raise ValidationError("Unknown role.")
+    _lock_project(project)
+    if role != Role.ADMIN and _is_last_admin(project, user_id=user.pk):
+        raise ValidationError("A project keeps at least one admin: make another member admin first.")
     membership, created = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     audit_record(
         action="membership.create" if created else "membership.update",
@@ -46,9 +60,9 @@ def membership_set(*, actor: User | None, project: Project, user: User, role: st
 @transaction.atomic
 def membership_remove(*, actor: User, membership: Membership) -> None:
     project = membership.project
-    remaining_admins = project.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk)
-    if membership.role == Role.ADMIN and not remaining_admins.exists():
-        raise ValidationError("A project keeps at least one admin.")
+    _lock_project(project)
+    if _is_last_admin(project, user_id=membership.user_id):
+        raise ValidationError("A project keeps at least one admin: make another member admin first.")
     audit_record(
         action="membership.delete", actor=actor, project=project, obj=membership, data={"user_id": membership.user_id}
     )

@@ -16,15 +16,14 @@ from clinic_ai.studies.models import ImageStatus
 @login_required
 def home(request):
     projects = projects_for_user(request.user).annotate(
-        study_count=Count("studies", distinct=True),
+        # A study whose images are all held is not shown to clinicians: not counted either.
+        study_count=Count("studies", filter=Q(studies__images__status=ImageStatus.RELEASED), distinct=True),
         released_count=Count("images", filter=Q(images__status=ImageStatus.RELEASED), distinct=True),
     )
     return render(request, "accounts/home.html", {"projects": projects})
 
 
-@login_required
-def project_detail(request, project_id):
-    project = get_project_for_user(request.user, project_id)
+def _project_page(request, project, *, member_form=None, member_errors=(), status=200):
     memberships = project.memberships.select_related("user")
     return render(
         request,
@@ -33,16 +32,23 @@ def project_detail(request, project_id):
             "project": project,
             "role": role_in_project(request.user, project),
             "memberships": memberships,
-            "member_form": MemberForm(),
+            "member_form": member_form or MemberForm(),
+            "member_errors": [*member_errors, *(member_form.non_field_errors() if member_form else [])],
         },
+        status=status,
     )
+
+
+@login_required
+def project_detail(request, project_id):
+    return _project_page(request, get_project_for_user(request.user, project_id))
 
 
 @login_required
 def project_create_view(request):
     if not request.user.is_site_admin:
         raise PermissionDenied("Only site admins create projects.")
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             project = project_create(actor=request.user, **form.cleaned_data)
@@ -52,13 +58,14 @@ def project_create_view(request):
             membership_set(actor=request.user, project=project, user=request.user, role="admin")
             messages.success(request, "Project created.")
             return redirect(project)
-    return render(request, "accounts/project_form.html", {"form": form, "title": "New project"})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/project_form.html", {"form": form, "title": "New project"}, status=status)
 
 
 @login_required
 def project_update_view(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
-    form = ProjectForm(request.POST or None, instance=project)
+    form = ProjectForm(request.POST if request.method == "POST" else None, instance=project)
     if request.method == "POST" and form.is_valid():
         try:
             project_update(actor=request.user, project=project, **form.cleaned_data)
@@ -67,7 +74,8 @@ def project_update_view(request, project_id):
         else:
             messages.success(request, "Project saved.")
             return redirect(project)
-    return render(request, "accounts/project_form.html", {"form": form, "title": f"Edit {project.name}"})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/project_form.html", {"form": form, "title": f"Edit {project.name}"}, status=status)
 
 
 @login_required
@@ -76,15 +84,16 @@ def member_set(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     form = MemberForm(request.POST)
     if form.is_valid():
-        membership_set(
-            actor=request.user, project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
-        )
-        messages.success(request, "Member saved.")
-    else:
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-    return redirect(project)
+        try:
+            membership_set(
+                actor=request.user, project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Member saved.")
+            return redirect(project)
+    return _project_page(request, project, member_form=form, status=400)
 
 
 @login_required
@@ -98,7 +107,6 @@ def member_remove(request, project_id, membership_id):
     try:
         membership_remove(actor=request.user, membership=membership)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "Member removed.")
+        return _project_page(request, project, member_errors=exc.messages, status=400)
+    messages.success(request, "Member removed.")
     return redirect(project)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -364,13 +365,25 @@ def quarantine_purge_expired(*, now=None) -> int:
 # --- Masking by a person ----------------------------------------------------------------------
 
 
+# No image is a million pixels wide (IMAGE_MAX_PIXELS): a coordinate past that is not a box edge.
+_MAX_COORDINATE = 1_000_000
+
+
+def _coordinate(value) -> bool:
+    """A finite number of sane size (round() of NaN or Infinity raises); booleans are not coordinates."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    # abs() first: math.isfinite(10**400) raises OverflowError.
+    return abs(value) <= _MAX_COORDINATE and math.isfinite(value)
+
+
 def _clean_boxes(image: Image, boxes, width: int, height: int) -> list[Box]:
     if not isinstance(boxes, list) or len(boxes) > 200:
         raise MaskRefused("The boxes could not be read.")
     cleaned = []
     for box in boxes:
-        if not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
-            raise MaskRefused("The boxes could not be read.")
+        if not (isinstance(box, list | tuple) and len(box) == 4 and all(_coordinate(v) for v in box)):
+            raise MaskRefused("Each box must be four numbers of pixels (x0, y0, x1, y1).")
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         x0, x1 = sorted((max(0, min(width, x0)), max(0, min(width, x1))))
         y0, y1 = sorted((max(0, min(height, y0)), max(0, min(height, y1))))

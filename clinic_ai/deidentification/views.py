@@ -1,5 +1,4 @@
 import io
-import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,9 +7,10 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
+from clinic_ai.core.http import RequestRefused, json_body, json_endpoint
 from clinic_ai.core.models import AuditEvent
 from clinic_ai.core.services import audit_record
 from clinic_ai.deid.process import Device
@@ -75,36 +75,33 @@ def image_mask_source(request, image_id):
         raise Http404("This image cannot be shown") from None
 
 
-def _boxes_from(request):
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    return body if isinstance(body, dict) else {}
+def _mask_body(request) -> dict:
+    body = json_body(request)
+    for flag in ("save_template", "confirm_no_text"):
+        if not isinstance(body.get(flag, False), bool):
+            raise RequestRefused("The mask options must be true or false.")
+    return body
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def image_mask_preview(request, image_id):
     image = get_held_image_for_user(request.user, image_id)
+    body = _mask_body(request)
     if image.status != ImageStatus.HELD:
-        return JsonResponse({"error": "This image is not waiting to be masked."}, status=400)
+        raise RequestRefused("This image is not waiting to be masked.")
     try:
-        picture = services.held_image_preview(
-            user=request.user, image=image, boxes=_boxes_from(request).get("boxes", [])
-        )
-    except services.MaskRefused as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
-    except imaging.RejectedFile as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
+        picture = services.held_image_preview(user=request.user, image=image, boxes=body.get("boxes", []))
+    except (services.MaskRefused, imaging.RejectedFile) as exc:
+        raise RequestRefused(exc.reason) from None
     return _png(picture)
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def image_mask_release(request, image_id):
     image = get_held_image_for_user(request.user, image_id)
-    body = _boxes_from(request)
+    body = _mask_body(request)
     try:
         services.image_mask_request(
             user=request.user,
@@ -114,7 +111,7 @@ def image_mask_release(request, image_id):
             confirm_no_text=body.get("confirm_no_text") is True,
         )
     except services.MaskRefused as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
+        raise RequestRefused(exc.reason) from None
     pipeline.mask_requested(image.pk)
     messages.success(request, "Masking the image on every frame: it is released in a moment.")
     return JsonResponse({"redirect": reverse("deidentification:held_list")})
@@ -148,7 +145,7 @@ def audit_list(request, project_id):
 def profile_update(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     profile = services.profile_for(project)
-    form = DeidProfileForm(request.POST or None, instance=profile)
+    form = DeidProfileForm(request.POST if request.method == "POST" else None, instance=profile)
     if request.method == "POST" and form.is_valid():
         form.save()
         audit_record(
@@ -160,4 +157,5 @@ def profile_update(request, project_id):
         )
         messages.success(request, "De-identification options saved. They apply to uploads from now on.")
         return redirect(project)
-    return render(request, "deidentification/profile_form.html", {"project": project, "form": form})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "deidentification/profile_form.html", {"project": project, "form": form}, status=status)

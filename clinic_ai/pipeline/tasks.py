@@ -114,7 +114,10 @@ def validate_model_version(model_version_id: str) -> None:
 
 @cpu_task
 def housekeeping() -> None:
-    """Purge unfinished uploads and expired originals; erase old upload file names."""
+    """Purge abandoned partial uploads, erase old upload names, purge originals past their retention.
+
+    Queued by celery beat every HOUSEKEEPING_INTERVAL_MINUTES (settings.CELERY_BEAT_SCHEDULE) and
+    once after every finished upload."""
     study_services.uploads_abandoned_purge()
     study_services.upload_names_erase_expired()
     deid_services.quarantine_purge_expired()

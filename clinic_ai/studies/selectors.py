@@ -48,19 +48,29 @@ def get_study_for_user(user: User, study_id) -> Study:
     except (Study.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such study") from None
     require_role(user, study.project, None)
+    if not user.is_site_admin and not images_visible_to(user).filter(study=study).exists():
+        # Every image of it is held or quarantined, and not the user's to see: the study is not theirs either.
+        raise Http404("No such study")
     return study
 
 
 def get_batch_for_user(user: User, batch_id) -> UploadBatch:
-    """Only the uploader follows an upload: file names may carry patient names."""
+    """Only the uploader follows an upload, and only while they may upload: file names may carry
+    patient names, and an uploader moved to another role neither reads them nor finishes the batch."""
     try:
         batch = UploadBatch.objects.select_related("project").get(pk=batch_id)
     except (UploadBatch.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such upload") from None
     if batch.uploaded_by_id != user.pk:
         raise Http404("No such upload")
-    require_role(user, batch.project, None)
+    require_role(user, batch.project, UPLOAD_ROLES)
     return batch
+
+
+def studies_for_user(user: User, *, project) -> QuerySet[Study]:
+    """Studies of a project with at least one image the user may see, newest first."""
+    visible = images_visible_to(user).filter(project=project)
+    return Study.objects.filter(pk__in=visible.values("study_id")).order_by("-created")
 
 
 def worklist_studies(

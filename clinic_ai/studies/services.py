@@ -51,12 +51,22 @@ class OffsetMismatch(Exception):
         self.received = received
 
 
-def _human_size(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError
+_SIZE_UNITS = ("bytes", "KB", "MB", "GB", "TB", "PB")
+
+
+def human_size(size: int) -> str:
+    """ "1 GB", "2.5 MB", "300 bytes": integer arithmetic, so any size prints (no float overflow)."""
+    size = max(0, int(size))
+    if size >= 1024 ** len(_SIZE_UNITS):
+        return f"more than 1024 {_SIZE_UNITS[-1]}"
+    exponent = 0
+    while exponent < len(_SIZE_UNITS) - 1 and size >= 1024 ** (exponent + 1):
+        exponent += 1
+    if exponent == 0:
+        return f"{size} byte{'s' if size != 1 else ''}"
+    scale = 1024**exponent
+    whole, tenth = divmod((size * 10 + scale // 2) // scale, 10)
+    return f"{whole}{f'.{tenth}' if tenth else ''} {_SIZE_UNITS[exponent]}"
 
 
 # --- Receiving ------------------------------------------------------------------------------
@@ -77,15 +87,18 @@ def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> Uploaded
     if size < 0:
         raise UploadRefused("The file size is invalid.")
     if size > settings.UPLOAD_MAX_FILE_SIZE:
-        raise UploadRefused(
-            f"The file is {_human_size(size)}, over the limit of {_human_size(settings.UPLOAD_MAX_FILE_SIZE)} per file."
-        )
+        limit = human_size(settings.UPLOAD_MAX_FILE_SIZE)
+        # A declared size past a petabyte is no real file: the size is not worth repeating.
+        said = f"The file is {human_size(size)}," if size < 1024**5 else "The file is"
+        raise UploadRefused(f"{said} over the {limit} limit per file.")
     declared = batch.files.filter(parent=None)
     if declared.count() >= settings.UPLOAD_MAX_BATCH_FILES:
         raise UploadRefused(f"One upload takes at most {settings.UPLOAD_MAX_BATCH_FILES} files.")
     total = sum(declared.values_list("declared_size", flat=True)) + size
     if total > settings.UPLOAD_MAX_BATCH_SIZE:
-        raise UploadRefused(f"This upload would exceed {_human_size(settings.UPLOAD_MAX_BATCH_SIZE)} in all.")
+        raise UploadRefused(
+            f"This upload would be over the {human_size(settings.UPLOAD_MAX_BATCH_SIZE)} limit per upload."
+        )
     upload = UploadedFile.objects.create(batch=batch, client_name=name[:1024], declared_size=size)
     storage.ensure_parent(storage.quarantine_path(storage.upload_relative_path(upload.pk))).touch()
     return upload
@@ -101,6 +114,10 @@ def upload_chunk_append(*, upload: UploadedFile, offset: int, data: bytes) -> tu
         if upload.status != UploadStatus.RECEIVING:
             if offset + len(data) == upload.received == upload.declared_size:
                 return upload.received, True
+            if upload.status == UploadStatus.REJECTED:
+                # Abandoned (housekeeping, or its batch finished) while the browser was away: say so,
+                # rather than a 409 the browser would resume from.
+                raise UploadRefused(upload.reason or "This file was rejected.")
             raise OffsetMismatch(upload.received)
         if offset != upload.received:
             raise OffsetMismatch(upload.received)
@@ -126,6 +143,13 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
     if batch.finished_at is None:
         batch.finished_at = timezone.now()
         batch.save(update_fields=["finished_at", "modified"])
+        # The browser finishes once every file is sent or given up: what is still arriving never will.
+        for upload in (
+            batch.files.select_for_update(of=("self",))
+            .filter(status=UploadStatus.RECEIVING)
+            .select_related("batch", "batch__project", "batch__uploaded_by")
+        ):
+            _reject(upload, ABANDONED_REASON)
         counts = {s: batch.files.filter(status=s).count() for s in UploadStatus.values}
         audit_record(
             action="upload.finish", actor=batch.uploaded_by, project=batch.project, obj=batch, data={"files": counts}
@@ -133,13 +157,18 @@ def upload_batch_finish(*, batch: UploadBatch) -> UploadBatch:
     return batch
 
 
+ABANDONED_REASON = "The upload of this file was not finished; send it again."
+
+
 def uploads_abandoned_purge(*, now=None) -> int:
-    """Files whose upload stopped part-way and was not resumed within UPLOAD_NAME_RETENTION_HOURS.
+    """Files whose upload stopped part-way and was not resumed within UPLOAD_ABANDONED_MINUTES.
 
     Their partial bytes sit in quarantine and may hold patient data: rejected and deleted.
+    Also removes unpack folders left by a worker that died unpacking an archive.
     """
     now = now or timezone.now()
-    cutoff = now - timedelta(hours=settings.UPLOAD_NAME_RETENTION_HOURS)
+    _unpack_dirs_remove_stale()
+    cutoff = now - timedelta(minutes=settings.UPLOAD_ABANDONED_MINUTES)
     count = 0
     for upload_id in UploadedFile.objects.filter(status=UploadStatus.RECEIVING, modified__lte=cutoff).values_list(
         "pk", flat=True
@@ -152,9 +181,37 @@ def uploads_abandoned_purge(*, now=None) -> int:
             )
             if upload.status != UploadStatus.RECEIVING:
                 continue
-            _reject(upload, "The upload of this file was not finished; send it again.")
+            _reject(upload, ABANDONED_REASON)
             count += 1
     return count
+
+
+def _unpack_dirs_remove_stale() -> None:
+    """An unpack folder is only needed while its archive is being unpacked (status RECEIVED or
+    PROCESSING, row locked by the worker); one left behind by a dead worker holds extracted files."""
+    root = storage.quarantine_path("unpack")
+    if not root.is_dir():
+        return
+    names = {entry.name: entry for entry in root.iterdir()}
+    busy = {
+        str(pk)
+        for pk in UploadedFile.objects.filter(
+            pk__in=[n for n in names if _is_uuid(n)], status__in=[UploadStatus.RECEIVED, UploadStatus.PROCESSING]
+        ).values_list("pk", flat=True)
+    }
+    for name, entry in names.items():
+        if name not in busy:
+            _remove_tree(entry)
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def upload_names_erase_expired(*, now=None) -> int:
@@ -299,14 +356,19 @@ def _unpack(upload: UploadedFile, path: Path) -> tuple:
         raise imaging.RejectedFile("Zip files inside zip files are not accepted.")
     workdir = storage.quarantine_path(f"unpack/{upload.pk}")
     workdir.mkdir(parents=True, exist_ok=True)
-    results = imaging.safe_extract_zip(
-        path,
-        workdir,
-        max_members=settings.ZIP_MAX_MEMBERS,
-        max_total_size=settings.ZIP_MAX_TOTAL_SIZE,
-        max_ratio=settings.ZIP_MAX_RATIO,
-        max_file_size=settings.UPLOAD_MAX_FILE_SIZE,
-    )
+    try:
+        results = imaging.safe_extract_zip(
+            path,
+            workdir,
+            max_members=settings.ZIP_MAX_MEMBERS,
+            max_total_size=settings.ZIP_MAX_TOTAL_SIZE,
+            max_ratio=settings.ZIP_MAX_RATIO,
+            max_file_size=settings.UPLOAD_MAX_FILE_SIZE,
+        )
+    except BaseException:
+        # A rejected archive (a bomb found half-way) leaves what it extracted so far: patient data.
+        _remove_tree(workdir)
+        raise
     accepted = []
     for member in results:
         name = f"{upload.client_name}/{member.name}"[:1024]

@@ -1,4 +1,4 @@
-import json
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -7,10 +7,12 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user
+from clinic_ai.core.http import RequestRefused, json_body, json_endpoint, json_int, request_body
 from clinic_ai.pipeline import tasks as pipeline
 from clinic_ai.studies import imaging, services
 from clinic_ai.studies.forms import WorklistFilterForm
@@ -20,6 +22,7 @@ from clinic_ai.studies.selectors import (
     get_batch_for_user,
     get_image_for_user,
     get_study_for_user,
+    studies_for_user,
     study_images_for_user,
     worklist_studies,
 )
@@ -118,18 +121,10 @@ def upload_create(request, project_id):
         "max_file_size": settings.UPLOAD_MAX_FILE_SIZE,
         "max_files": settings.UPLOAD_MAX_BATCH_FILES,
     }
-    studies = project.studies.order_by("-created")[:200]
+    studies = studies_for_user(request.user, project=project)[:200]
     return render(
         request, "studies/upload_create.html", {"project": project, "studies": studies, "uploader_config": config}
     )
-
-
-def _json_body(request) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _batch_urls(batch) -> dict:
@@ -143,71 +138,71 @@ def _batch_urls(batch) -> dict:
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def upload_batch_create(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=UPLOAD_ROLES)
-    study_id = _json_body(request).get("study") or None
+    study_id = json_body(request).get("study") or None
     target = None
-    if study_id:
+    if study_id is not None:
+        if not isinstance(study_id, str):
+            raise RequestRefused("The study must be given by its id.")
         target = get_study_for_user(request.user, study_id)
         if target.project_id != project.pk:
-            return JsonResponse({"error": "That study belongs to another project."}, status=400)
+            raise RequestRefused("That study belongs to another project.")
     batch = services.upload_batch_create(user=request.user, project=project, target_study=target)
     return JsonResponse(_batch_urls(batch), status=201)
 
 
-def _require_upload_role(request, batch):
-    get_project_for_user(request.user, batch.project_id, roles=UPLOAD_ROLES)
-
-
 @login_required
-@require_POST
+@json_endpoint("POST")
 def upload_file_create(request, batch_id):
     batch = get_batch_for_user(request.user, batch_id)
-    _require_upload_role(request, batch)
-    body = _json_body(request)
-    name, size = body.get("name"), body.get("size")
-    if not isinstance(name, str) or not name.strip() or not isinstance(size, int) or isinstance(size, bool):
-        return JsonResponse({"error": "Each file needs a name and a size."}, status=400)
+    body = json_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RequestRefused("Each file needs a name and a size.")
+    size = json_int(body, "size", minimum=0, what="file size")
     try:
         upload = services.upload_file_declare(batch=batch, name=name.strip(), size=size)
     except services.UploadRefused as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
+        raise RequestRefused(exc.reason) from None
     chunk_url = reverse("studies:upload_chunk", kwargs={"batch_id": batch.pk, "file_id": upload.pk})
     return JsonResponse({"id": str(upload.pk), "chunk_url": chunk_url, "received": 0}, status=201)
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def upload_chunk(request, batch_id, file_id):
     batch = get_batch_for_user(request.user, batch_id)
-    _require_upload_role(request, batch)
     try:
         upload = batch.files.get(pk=file_id, parent=None)
     except (UploadedFile.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such file") from None
+    offset = request.headers.get("X-Chunk-Offset", "")
+    if not (offset.isascii() and offset.isdigit() and len(offset) <= 20):
+        raise RequestRefused("The chunk has no valid X-Chunk-Offset header.")
+    data = request_body(request, max_bytes=settings.UPLOAD_CHUNK_SIZE)
+    # An empty chunk is the page asking where to resume: whatever its type, it carries nothing.
+    if data and request.content_type != "application/octet-stream":
+        raise RequestRefused("Send chunks as application/octet-stream.", 415)
     try:
-        offset = int(request.headers.get("X-Chunk-Offset", ""))
-    except ValueError:
-        return JsonResponse({"error": "The chunk has no valid X-Chunk-Offset header."}, status=400)
-    data = request.body
-    if len(data) > settings.UPLOAD_CHUNK_SIZE:
-        return JsonResponse({"error": "The chunk is larger than the server accepts."}, status=413)
-    try:
-        received, complete = services.upload_chunk_append(upload=upload, offset=offset, data=data)
+        received, complete = services.upload_chunk_append(upload=upload, offset=int(offset), data=data)
     except services.OffsetMismatch as exc:
-        return JsonResponse({"received": exc.received}, status=409)
+        return JsonResponse(
+            {"received": exc.received, "error": "The chunk does not start where the file stopped."}, status=409
+        )
     except services.UploadRefused as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
+        raise RequestRefused(exc.reason) from None
     if complete:
         pipeline.upload_received(upload.pk)
     return JsonResponse({"received": received, "complete": complete})
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def upload_batch_finish(request, batch_id):
     batch = get_batch_for_user(request.user, batch_id)
+    json_body(request, allow_empty=True)  # no fields; read so that a malformed request is refused
     services.upload_batch_finish(batch=batch)
     pipeline.batch_finished()
     return JsonResponse({"finished": True})
@@ -215,10 +210,11 @@ def upload_batch_finish(request, batch_id):
 
 @never_cache
 @login_required
-@require_GET
+@json_endpoint("GET")
 def upload_batch_status(request, batch_id):
     batch = get_batch_for_user(request.user, batch_id)
     files = list(batch.files.select_related("image").order_by("created", "id"))
+    stuck_before = timezone.now() - timedelta(minutes=settings.UPLOAD_STUCK_MINUTES)
     rows = []
     complete = batch.finished_at is not None
     for upload in files:
@@ -228,7 +224,9 @@ def upload_batch_status(request, batch_id):
         image_url = image.get_absolute_url() if image is not None else None
         preview_url = None
         waiting = not upload.is_done
+        since = upload.modified
         if image is not None and upload.status == UploadStatus.ACCEPTED:
+            since = image.released_at or image.modified
             if image.status == ImageStatus.HELD:
                 status, status_display, reason = "held", "Needs masking", image.hold_reason
                 image_url = reverse("deidentification:image_mask", kwargs={"image_id": image.pk})
@@ -242,6 +240,14 @@ def upload_batch_status(request, batch_id):
                 preview_url = reverse("studies:image_preview", kwargs={"image_id": image.pk})
             else:
                 reason = image.preview_error
+        if waiting and batch.finished_at and upload.status != UploadStatus.RECEIVING and since < stuck_before:
+            # Nothing has moved for a long time (no worker running, or a step lost): the page stops
+            # waiting and says so; the pipeline goes on when a worker comes back.
+            status, status_display, waiting = "stuck", "Still waiting", False
+            reason = (
+                f"Not processed after {settings.UPLOAD_STUCK_MINUTES} minutes. It will be processed when the "
+                "server's worker runs again: see the worklist later, or tell an administrator."
+            )
         if waiting:
             complete = False
         rows.append(

@@ -86,12 +86,14 @@
     held: { label: "Needs masking", badge: "text-bg-warning" },
     duplicate: { label: "Already uploaded", badge: "text-bg-secondary" },
     rejected: { label: "Rejected", badge: "text-bg-danger" },
+    // Nothing moved for UPLOAD_STUCK_MINUTES (no worker running?): the page stops waiting, the reason says why.
+    stuck: { label: "Still waiting", badge: "text-bg-warning" },
   };
   const BADGE_CLASSES = Array.from(
     new Set(Object.values(STATUS).flatMap((s) => s.badge.split(" ")).concat(["text-bg-secondary"])),
   );
   // Server states after which nothing changes for a file.
-  const FINAL_STATES = new Set(["unpacked", "accepted", "held", "duplicate", "rejected"]);
+  const FINAL_STATES = new Set(["unpacked", "accepted", "held", "duplicate", "rejected", "stuck"]);
   // Upload-side states in which a file needs nothing more from this page.
   const SENT_STATES = new Set(["uploaded", "rejected", "skipped"]);
 
@@ -290,8 +292,9 @@
       else if (item.status !== "failed") reason = "";
     }
     u.reason.textContent = reason;
-    u.reason.classList.toggle("text-danger", status === "rejected");
-    u.reason.classList.toggle("text-body-secondary", status !== "rejected");
+    const alarming = status === "rejected" || status === "stuck";
+    u.reason.classList.toggle("text-danger", alarming);
+    u.reason.classList.toggle("text-body-secondary", !alarming);
 
     const imageUrl = server ? safeUrl(server.image_url) : null;
     const previewUrl = server ? safeUrl(server.preview_url) : null;
@@ -412,17 +415,20 @@
     let rejected = 0;
     let notUploaded = 0;
     let held = 0;
+    let stuck = 0;
     for (const item of allItems) {
       const status = effectiveStatus(item);
       if (status === "accepted") accepted += 1;
       else if (status === "held") held += 1;
       else if (status === "duplicate") duplicate += 1;
       else if (status === "rejected") rejected += 1;
+      else if (status === "stuck") stuck += 1;
       else if (status === "failed" || status === "skipped") notUploaded += 1;
     }
     let text = `${accepted} accepted, ${duplicate} duplicate, ${rejected} rejected`;
     if (held) text += `, ${held} need${held === 1 ? "s" : ""} masking`;
     if (notUploaded) text += `, ${notUploaded} not uploaded`;
+    if (stuck) text += `, ${stuck} not processed yet (the server is not processing uploads right now)`;
     return text;
   }
 

@@ -137,7 +137,7 @@ def test_nobody_else_follows_or_feeds_an_upload(client, project, radiologist, wh
         ).status_code
         == 404
     )
-    assert client.post(batch["finish_url"]).status_code == 404
+    assert client.post(batch["finish_url"], data="{}", content_type="application/json").status_code == 404
 
 
 def test_uuid_urls_do_not_accept_guesses(client, radiologist):
@@ -152,7 +152,8 @@ def test_malformed_ids_in_a_request_body_get_a_clear_answer(client, project, rad
     response = client.post(url, data=json.dumps({"study": "not-a-uuid"}), content_type="application/json")
     assert response.status_code == 404
     response = client.post(url, data=b"\xff\xfe not json", content_type="application/json")
-    assert response.status_code == 201
+    assert response.status_code == 400 and response.json()["error"]
+    response = client.post(url, data="{}", content_type="application/json")
     files_url = response.json()["files_url"]
     for body in ({"name": "a.dcm"}, {"name": "", "size": 3}, {"name": "a", "size": "3"}, {"name": "a", "size": -1}):
         assert client.post(files_url, data=json.dumps(body), content_type="application/json").status_code == 400

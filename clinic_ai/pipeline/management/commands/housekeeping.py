@@ -1,7 +1,7 @@
-"""Purge unfinished uploads, erase old upload file names, purge originals past their retention period.
+"""Purge abandoned uploads, erase old upload file names, purge originals past their retention period.
 
-Runs after every finished upload (as a task) and at `make run`; run it hourly from cron where
-uploads are rare: `python manage.py housekeeping`.
+The same work as the `housekeeping` task, which celery beat queues every HOUSEKEEPING_INTERVAL_MINUTES
+(and every finished upload queues once). Without beat, run this from cron at that interval.
 """
 
 from django.core.management.base import BaseCommand
