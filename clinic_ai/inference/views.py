@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinic_ai.accounts.models import Role
 from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, require_role, role_in_project
+from clinic_ai.core.http import RequestRefused, json_body, json_endpoint
 from clinic_ai.inference import selectors, services
 from clinic_ai.inference.forms import EnsembleForm, ModelVersionForm
 from clinic_ai.inference.models import ResultStatus
@@ -55,7 +56,7 @@ def _may_run(user, project) -> bool:
 
 @never_cache
 @login_required
-@require_GET
+@json_endpoint("GET")
 def image_inference(request, image_id):
     """The AI result beside an image, polled by the image page while the job runs."""
     image = get_image_for_user(request.user, image_id)
@@ -63,14 +64,15 @@ def image_inference(request, image_id):
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def image_inference_rerun(request, image_id):
     image = get_image_for_user(request.user, image_id)
     require_role(request.user, image.project, UPLOAD_ROLES)
+    json_body(request, allow_empty=True)  # no fields; read so that a malformed request is refused
     try:
         result = services.result_rerun(actor=request.user, image=image)
     except services.RegistryRefused as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
+        raise RequestRefused(exc.reason) from None
     if result is not None:
         pipeline.inference_requested([result.pk])
     return JsonResponse(_result_json(request, image))
@@ -145,6 +147,7 @@ def registry(request, project_id):
             else:
                 messages.success(request, f"Ensemble {ensemble.label} created. Activate it to use it.")
                 return redirect("inference:registry", project_id=project.pk)
+    refused = request.method == "POST"  # a valid form redirected above
     return render(
         request,
         "inference/registry.html",
@@ -155,6 +158,7 @@ def registry(request, project_id):
             "progress": selectors.project_inference_progress(project),
             **selectors.registry_for_project(project),
         },
+        status=400 if refused else 200,
     )
 
 
@@ -172,20 +176,21 @@ def ensemble_activate(request, ensemble_id):
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def project_inference_queue(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=ADMIN)
+    json_body(request, allow_empty=True)
     try:
         ids = services.project_results_queue(actor=request.user, project=project)
     except services.RegistryRefused as exc:
-        return JsonResponse({"error": exc.reason}, status=400)
+        raise RequestRefused(exc.reason) from None
     pipeline.inference_requested(ids)
     return JsonResponse({"queued": len(ids), **selectors.project_inference_progress(project)})
 
 
 @never_cache
 @login_required
-@require_GET
+@json_endpoint("GET")
 def project_inference_progress(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=ADMIN)
     return JsonResponse(selectors.project_inference_progress(project))

@@ -63,7 +63,7 @@ def test_a_half_sent_file_leaves_the_quarantine_within_the_hour(client, project,
 
 def test_housekeeping_runs_often_enough_for_the_hour_in_make_run():
     schedule = settings.CELERY_BEAT_SCHEDULE["housekeeping"]
-    assert schedule["task"] == "clinic_ai.studies.tasks.housekeeping"
+    assert schedule["task"] == "clinic_ai.pipeline.tasks.housekeeping"
     # The worst case: abandoned just after a run, found by the first run after the window.
     assert settings.UPLOAD_ABANDONED_MINUTES * 60 + schedule["schedule"] < 3600
     from clinic_ai.celery import app
