@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from clinic_ai.accounts.forms import AdminLoginForm
 from clinic_ai.accounts.models import Membership, Project, User
+
+# The admin's log-in page counts failed log-ins like ours: both forms share the throttle.
+admin.site.login_form = AdminLoginForm
 
 
 class MembershipInline(admin.TabularInline):
