@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
 from clinic_ai.core.models import AuditEvent
-from clinic_ai.core.services import audit_record
 from clinic_ai.deidentification import services
 from clinic_ai.deidentification.forms import DeidProfileForm
 from clinic_ai.deidentification.pipeline import Device
@@ -148,13 +147,8 @@ def profile_update(request, project_id):
     profile = services.profile_for(project)
     form = DeidProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        audit_record(
-            action="deid_profile.update",
-            actor=request.user,
-            project=project,
-            obj=profile,
-            data={name: form.cleaned_data[name] for name in form.fields},
+        services.deid_profile_update(
+            actor=request.user, project=project, options={name: form.cleaned_data[name] for name in form.fields}
         )
         messages.success(request, "De-identification options saved. They apply to uploads from now on.")
         return redirect(project)
