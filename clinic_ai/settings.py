@@ -236,13 +236,24 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # per IP alone 4×, per username alone 10× (clinic_ai/accounts/throttle.py).
 LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
 LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 900, minimum=1)
-# Behind a reverse proxy every client has the proxy's address: trust the last X-Forwarded-For
-# entry (the one our proxy appends) only when told to.
-TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+# Behind a reverse proxy (TLS ends there): trust the last X-Forwarded-For entry (the one our proxy
+# appends) as the client's address, for the log-in throttle, and X-Forwarded-Proto for HTTPS.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Served over HTTPS: secure cookies, HTTP redirected to HTTPS, HSTS. On by default when SITE_URL
+# is https://; `make run` serves plain HTTP on localhost, so it is off there.
+SECURE_SSL = env_bool("SECURE_SSL", SITE_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = SECURE_SSL
+CSRF_COOKIE_SECURE = SECURE_SSL
+SECURE_SSL_REDIRECT = SECURE_SSL
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SECURE_SSL else 0)
+# Subdomains of the app's own host only (clinic-ai.example.org, not example.org's other sites).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+# Not preloaded (check --deploy's W021, kept): browsers' preload list is the domain owner's choice.
+SECURE_HSTS_PRELOAD = False
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https://"))
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -29,8 +29,8 @@ class _Counter:
 
 
 def client_ip(request) -> str:
-    """The client's address: REMOTE_ADDR, or with TRUST_X_FORWARDED_FOR the address our proxy appended."""
-    if settings.TRUST_X_FORWARDED_FOR:
+    """The client's address: REMOTE_ADDR, or with BEHIND_PROXY the address our proxy appended."""
+    if settings.BEHIND_PROXY:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if forwarded:
             return forwarded[-1]
