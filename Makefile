@@ -8,6 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WEB_WORKERS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends
 
@@ -67,7 +68,11 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	echo
 	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"
 	echo
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	# gunicorn, not runserver: $(WEB_WORKERS) processes serve pages while one renders a mask preview
+	# (runserver's p95 was 5x gunicorn's with 20 sessions: bench/web.py). Static files: WhiteNoise.
+	$(VENV)/bin/gunicorn clinic_ai.wsgi:application --workers $(WEB_WORKERS) --bind $(HOST):$(PORT) \
+	  --timeout 120 --graceful-timeout 10 --no-control-socket \
+	  --access-logfile var/log/access.log --error-logfile -
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

@@ -13,13 +13,19 @@ fill the audit table at request rate).
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from clinic_ai.accounts.models import User
 from clinic_ai.core.services import audit_record
+
+logger = logging.getLogger(__name__)
+# What the cache (Django's RedisCache) raises when Redis is away or refuses.
+_CACHE_DOWN = (RedisError, OSError)
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,14 @@ def _counters(username: str, ip: str) -> list[_Counter]:
 
 
 def login_blocked(*, username: str, ip: str) -> bool:
+    """Whether a limit is reached. Without the cache (Redis down) log-in stays open rather than
+    failing for everyone: the failures are still audited, and the warning says why counting stopped."""
     counters = _counters(username, ip)
-    counts = cache.get_many([c.key for c in counters])
+    try:
+        counts = cache.get_many([c.key for c in counters])
+    except _CACHE_DOWN as exc:
+        logger.warning("Log-in throttle unavailable (%s): failed log-ins are not counted", type(exc).__name__)
+        return False
     return any(counts.get(c.key, 0) >= c.limit for c in counters)
 
 
@@ -75,9 +87,12 @@ def login_failure_record(*, username: str, ip: str) -> bool:
     field is not kept) and never holds the password.
     """
     reached = False
-    for counter in _counters(username, ip):
-        if _count(counter.key) == counter.limit:
-            reached = True
+    try:
+        for counter in _counters(username, ip):
+            if _count(counter.key) == counter.limit:
+                reached = True
+    except _CACHE_DOWN:
+        pass  # logged by login_blocked, which ran first
     account = User.objects.filter(username=username).first()
     audit_record(
         action="auth.login_failed",
@@ -90,4 +105,7 @@ def login_failure_record(*, username: str, ip: str) -> bool:
 
 def login_success_record(*, username: str, ip: str) -> None:
     """A right password clears the username + IP counter; the IP and username counters run on."""
-    cache.delete(_counters(username, ip)[0].key)
+    try:
+        cache.delete(_counters(username, ip)[0].key)
+    except _CACHE_DOWN:
+        pass  # logged by login_blocked, which ran first

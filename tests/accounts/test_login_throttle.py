@@ -144,3 +144,17 @@ def test_odd_log_in_bodies_get_the_form_back_not_a_500(client, body):
     )
     assert response.status_code in (200, 429)
     assert response.context["form"].errors
+
+
+def test_without_redis_log_in_still_works_and_failures_are_still_audited(client, user, settings, caplog):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    ip = _ip()
+    response = _login(client, user.username, "wrong", ip)
+    assert response.status_code == 200
+    assert "correct username and password" in _errors(response)[0]
+    assert AuditEvent.objects.filter(action="auth.login_failed", data__ip=ip).count() == 1
+    assert "Log-in throttle unavailable (ConnectionError)" in caplog.text
+    assert user.username not in caplog.text
+    assert _login(client, user.username, PASSWORD, ip).status_code == 302
