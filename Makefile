@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
+WEB_THREADS ?= 8
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends
 
@@ -68,10 +69,12 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	echo
 	echo "clinic_ai is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"
 	echo
-	# gunicorn, not runserver: $(WEB_WORKERS) processes serve pages while one renders a mask preview
-	# (runserver's p95 was 5x gunicorn's with 20 sessions: bench/web.py). Static files: WhiteNoise.
-	$(VENV)/bin/gunicorn clinic_ai.wsgi:application --workers $(WEB_WORKERS) --bind $(HOST):$(PORT) \
-	  --timeout 120 --graceful-timeout 10 --no-control-socket \
+	# gunicorn, not runserver: two processes, so one CPU-heavy request (a mask preview, a log-in's
+	# password hash) does not hold every page behind one GIL; threads, so a request waiting on its
+	# client (a slow upload, a far browser) does not hold a whole process. bench/web.py: with 20
+	# sessions, sync `-w 2` had 2.7x runserver's p95 here, `-w 2 --threads 8` matched it.
+	$(VENV)/bin/gunicorn clinic_ai.wsgi:application --workers $(WEB_WORKERS) --threads $(WEB_THREADS) \
+	  --bind $(HOST):$(PORT) --timeout 120 --graceful-timeout 10 --no-control-socket \
 	  --access-logfile var/log/access.log --error-logfile -
 
 lint: $(VENV)/.dev-deps

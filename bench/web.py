@@ -1,19 +1,21 @@
-"""Page latency under 20 concurrent sessions: `manage.py runserver` against `gunicorn -w 2`.
+"""Page latency under 20 concurrent sessions: `manage.py runserver` against `gunicorn -w 2` (sync)
+and `gunicorn -w 2 --threads 8` (what `make run` uses).
 
-    .venv/bin/python bench/web.py [--sessions 20] [--requests 30] [--rounds 2]
+    .venv/bin/python bench/web.py [--sessions 20] [--requests 30] [--rounds 2] [--servers ...]
 
 Sets up its own SQLite database and storage in a temporary folder (demo users, a few released
 images put through the real pipeline in this process), then starts each server in turn on
 127.0.0.1 with the same settings (DEBUG off, as `make run`). Each session logs in, then makes a
 bounded number of page visits: the worklist, then an image page and its preview, each visit
-timed request by request. The servers alternate over the rounds, so a drift of the machine's load
-falls on both. Needs Redis (REDIS_URL, default database 13: the log-in throttle's cache).
-Prints one JSON line.
+timed request by request; each session is a process of its own. The servers alternate over the
+rounds, so a drift of the machine's load falls on all of them. Needs Redis (REDIS_URL, default
+database 13: the log-in throttle's cache). Prints one JSON line.
 """
 
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -24,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -150,57 +151,67 @@ class Session:
             raise RuntimeError(f"log-in failed with {status}")
 
 
-def _load(port: int, sessions: int, visits: int, images: list[str]) -> dict:
+def _session(port: int, index: int, visits: int, images: list[str], ready) -> tuple[list, list]:
+    """One browser, in a process of its own (20 threads in one process would wait on each other's
+    GIL between connect and send, and a sync gunicorn worker would wait on them)."""
+    rng = random.Random(index)
+    session = Session(port)
     latencies: list[tuple[str, float]] = []
     errors: list[str] = []
-    lock = threading.Lock()
-    ready = threading.Barrier(sessions + 1)
-
-    def run(index: int) -> None:
-        rng = random.Random(index)
-        session = Session(port)
-        mine: list[tuple[str, float]] = []
-        try:
-            session.log_in(USERS[index % len(USERS)])
-        except Exception as exc:  # reported, not raised: the other sessions go on
-            errors.append(f"login: {type(exc).__name__}")
-        ready.wait()
-        for visit in range(visits):
-            image = rng.choice(images)
-            page = [("worklist", "/worklist/")]
-            if visit % 2:
-                page = [("image_page", f"/images/{image}/"), ("preview_png", f"/images/{image}/preview.png")]
-            for what, path in page:
-                started = time.perf_counter()
-                try:
-                    status, _ = session.request("GET", path)
-                except Exception as exc:
-                    errors.append(f"{path}: {type(exc).__name__}")
-                    continue
-                mine.append((what, time.perf_counter() - started))
-                if status != 200:
-                    errors.append(f"{path}: HTTP {status}")
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(sessions)]
-    for thread in threads:
-        thread.start()
+    try:
+        session.log_in(USERS[index % len(USERS)])
+    except Exception as exc:  # reported, not raised: the other sessions go on
+        errors.append(f"login: {type(exc).__name__}")
     ready.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
+    for visit in range(visits):
+        image = rng.choice(images)
+        page = [("worklist", "/worklist/")]
+        if visit % 2:
+            page = [("image_page", f"/images/{image}/"), ("preview_png", f"/images/{image}/preview.png")]
+        for what, path in page:
+            started = time.perf_counter()
+            try:
+                status, _ = session.request("GET", path)
+            except Exception as exc:
+                errors.append(f"{path}: {type(exc).__name__}")
+                continue
+            latencies.append((what, time.perf_counter() - started))
+            if status != 200:
+                errors.append(f"{path}: HTTP {status}")
+    return latencies, errors
+
+
+def _load(port: int, sessions: int, visits: int, images: list[str]) -> dict:
+    context = multiprocessing.get_context("fork")
+    ready = context.Manager().Barrier(sessions + 1)
+    with context.Pool(sessions) as pool:
+        pending = pool.starmap_async(_session, [(port, i, visits, images, ready) for i in range(sessions)])
+        ready.wait()  # every session has logged in: the clock starts
+        started = time.perf_counter()
+        results = pending.get()
+        elapsed = time.perf_counter() - started
+    return {
+        "latencies": [sample for latencies, _ in results for sample in latencies],
+        "errors": [error for _, errors in results for error in errors],
+        "elapsed": elapsed,
+    }
+
+
+SERVERS = {
+    "runserver": ["manage.py", "runserver", "--noreload"],
+    "gunicorn_w2": ["--workers", "2"],
+    "gunicorn_w2_t4": ["--workers", "2", "--threads", "4"],
+    "gunicorn_w2_t8": ["--workers", "2", "--threads", "8"],
+}
 
 
 def _server(kind: str, port: int, env: dict, log) -> subprocess.Popen:
     python = sys.executable
     if kind == "runserver":
-        command = [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+        command = [python, *SERVERS[kind], f"127.0.0.1:{port}"]
     else:
         gunicorn = str(Path(python).with_name("gunicorn"))
-        command = [gunicorn, "clinic_ai.wsgi:application", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+        command = [gunicorn, "clinic_ai.wsgi:application", *SERVERS[kind], "--bind", f"127.0.0.1:{port}"]
         command += ["--timeout", "120", "--no-control-socket"]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -226,8 +237,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="page visits per session and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pngs", type=int, default=12)
+    parser.add_argument("--servers", default="runserver,gunicorn_w2,gunicorn_w2_t8", help=f"from {', '.join(SERVERS)}")
     args = parser.parse_args()
 
+    load_at_start = os.getloadavg()[0]  # other work on the machine takes CPU from both servers alike
     root = Path(tempfile.mkdtemp(prefix="clinic_ai_bench_web_"))
     try:
         env = _environment(root)
@@ -240,9 +253,8 @@ def main() -> None:
         if not images:
             raise SystemExit("no image was released during set-up")
         env = {**env, "CELERY_TASK_ALWAYS_EAGER": "false"}
-        results = {"runserver": {"latencies": [], "errors": [], "elapsed": 0.0}}
-        results["gunicorn_w2"] = {"latencies": [], "errors": [], "elapsed": 0.0}
-        order = ["runserver", "gunicorn_w2"]
+        order = args.servers.split(",")
+        results = {kind: {"latencies": [], "errors": [], "elapsed": 0.0} for kind in order}
         for round_ in range(args.rounds):
             for kind in order if round_ % 2 == 0 else order[::-1]:
                 port = _free_port()
@@ -266,13 +278,18 @@ def main() -> None:
             "rounds": args.rounds,
             "images": len(images),
             "cpus": os.cpu_count(),
+            "load_average_at_start": round(load_at_start, 1),
+            "load_average_at_end": round(os.getloadavg()[0], 1),
         }
         for kind, result in results.items():
             line[kind] = _summary(result["latencies"], result["elapsed"])
             line[kind]["errors"] = len(result["errors"])
             if result["errors"]:
                 line[kind]["first_errors"] = sorted(set(result["errors"]))[:5]
-        line["p95_runserver_over_gunicorn"] = round(line["runserver"]["p95_ms"] / line["gunicorn_w2"]["p95_ms"], 2)
+        if {"runserver", "gunicorn_w2"} <= set(line):
+            line["p95_runserver_over_gunicorn_w2"] = round(
+                line["runserver"]["p95_ms"] / line["gunicorn_w2"]["p95_ms"], 2
+            )
         print(json.dumps(line))
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -90,8 +90,8 @@ def _throttled() -> forms.ValidationError:
     # The same words for every username, known or not: the answer tells nothing about accounts.
     minutes = max(1, round(settings.LOGIN_THROTTLE_WINDOW / 60))
     return forms.ValidationError(
-        "Too many failed log-ins. Log-in is paused for this account from here: "
-        "try again in %(minutes)d minutes, or ask a site admin for help.",
+        "Too many failed log-ins for this username or from this computer's network address. "
+        "Log-in is paused: try again in %(minutes)d minutes, or ask a site admin for help.",
         code="throttled",
         params={"minutes": minutes},
     )
