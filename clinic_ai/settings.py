@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "clinic_ai.core.middleware.ContentSecurityPolicyMiddleware",
     # Static files (vendored Bootstrap and our JS) are served by the app itself: no CDN, no extra server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -220,6 +221,15 @@ PREVIEW_MAX_SIZE = env_int("PREVIEW_MAX_SIZE", 1024, minimum=64)
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+# The cache holds the failed log-in counters. Redis is there already (the broker) and counts
+# atomically across web processes; keys are prefixed, so it can share the broker's database.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "clinic_ai",
+    }
+}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -241,11 +251,47 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 # Tests and one-off scripts may run tasks in-process.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
+# Failed log-ins per username and client IP within the window (seconds) before log-in pauses;
+# per IP alone 4×, per username alone 10× (clinic_ai/accounts/throttle.py).
+LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 5, minimum=1)
+LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 900, minimum=1)
+# Behind a reverse proxy (TLS ends there): trust the last X-Forwarded-For entry (the one our proxy
+# appends) as the client's address, for the log-in throttle, and X-Forwarded-Proto for HTTPS.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Served over HTTPS: secure cookies, HTTP redirected to HTTPS, HSTS. On by default when SITE_URL
+# is https://; `make run` serves plain HTTP on localhost, so it is off there.
+SECURE_SSL = env_bool("SECURE_SSL", SITE_URL.startswith("https://"))
+SESSION_COOKIE_SECURE = SECURE_SSL
+CSRF_COOKIE_SECURE = SECURE_SSL
+SECURE_SSL_REDIRECT = SECURE_SSL
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SECURE_SSL else 0)
+# Subdomains of the app's own host only (clinic-ai.example.org, not example.org's other sites).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+# Not preloaded (check --deploy's W021, kept): browsers' preload list is the domain owner's choice.
+SECURE_HSTS_PRELOAD = False
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https://"))
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# No 'unsafe-inline' anywhere: page code is in static/js, styles in static/css. Images may be blob:
+# (the mask page shows the server's PNGs through object URLs) and data: (Bootstrap's CSS icons).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

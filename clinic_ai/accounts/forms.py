@@ -1,7 +1,11 @@
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Submit
 from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 
+from clinic_ai.accounts import throttle
 from clinic_ai.accounts.models import Project, Role, TaskType, User
 
 
@@ -58,3 +62,44 @@ class MemberForm(forms.Form):
             return User.objects.get(username=self.cleaned_data["username"].strip(), is_active=True)
         except User.DoesNotExist:
             raise forms.ValidationError("No active user with this username.") from None
+
+
+class ThrottledLoginMixin:
+    """Log-in forms (ours and the admin's) count failures and refuse while a limit is reached."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is None or not password:
+            return self.cleaned_data
+        ip = throttle.client_ip(self.request)
+        if throttle.login_blocked(username=username, ip=ip):
+            raise _throttled()
+        try:
+            super().clean()
+        except forms.ValidationError as exc:
+            if getattr(self, "user_cache", None) is None:
+                if throttle.login_failure_record(username=username, ip=ip):
+                    raise _throttled() from None
+            raise exc from None
+        throttle.login_success_record(username=username, ip=ip)
+        return self.cleaned_data
+
+
+def _throttled() -> forms.ValidationError:
+    # The same words for every username, known or not: the answer tells nothing about accounts.
+    minutes = max(1, round(settings.LOGIN_THROTTLE_WINDOW / 60))
+    return forms.ValidationError(
+        "Too many failed log-ins for this username or from this computer's network address. "
+        "Log-in is paused: try again in %(minutes)d minutes, or ask a site admin for help.",
+        code="throttled",
+        params={"minutes": minutes},
+    )
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    pass

@@ -1,12 +1,13 @@
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from clinic_ai.accounts.forms import MemberForm, ProjectForm
+from clinic_ai.accounts.forms import LoginForm, MemberForm, ProjectForm
 from clinic_ai.accounts.models import Membership
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user, projects_for_user, role_in_project
 from clinic_ai.accounts.services import membership_remove, membership_set, project_create, project_update
@@ -110,3 +111,15 @@ def member_remove(request, project_id, membership_id):
         return _project_page(request, project, member_errors=exc.messages, status=400)
     messages.success(request, "Member removed.")
     return redirect(project)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page with the throttled form; a throttled attempt answers 429."""
+
+    form_class = LoginForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, code="throttled"):
+            response.status_code = 429
+        return response

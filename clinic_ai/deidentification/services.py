@@ -511,3 +511,51 @@ def patient_links_read(*, user: User, project: Project):
     links = list(PatientLink.objects.filter(project=project).order_by("pseudonym"))
     audit_record(action="patient_link.view", actor=user, project=project, data={"rows": len(links)})
     return links
+
+
+# --- Options and templates, changed by people -------------------------------------------------
+
+PROFILE_OPTIONS = ("retain_modified_dates", "retain_patient_characteristics", "clean_descriptors", "ocr_enabled")
+
+
+@transaction.atomic
+def deid_profile_update(*, actor: User, project: Project, options: dict[str, bool]) -> DeidProfile:
+    """Change a project's de-identification options; the only writer (project page and Django admin).
+
+    They decide what leaves the quarantine from now on, so the audit row keeps old and new values.
+    """
+    unknown = set(options) - set(PROFILE_OPTIONS)
+    if unknown:
+        raise ValueError(f"Unknown de-identification options: {sorted(unknown)}")
+    profile_for(project)
+    profile = DeidProfile.objects.select_for_update().get(project=project)
+    old = {name: getattr(profile, name) for name in PROFILE_OPTIONS}
+    new = {**old, **{name: bool(value) for name, value in options.items()}}
+    if new != old:
+        for name, value in new.items():
+            setattr(profile, name, value)
+        profile.save()
+        audit_record(
+            action="deid_profile.update",
+            actor=actor,
+            project=project,
+            obj=profile,
+            data={"old": old, "new": new, "changed": sorted(n for n in PROFILE_OPTIONS if old[n] != new[n])},
+        )
+    return profile
+
+
+@transaction.atomic
+def mask_template_delete(*, actor: User, template_id) -> None:
+    """Forget a device's mask; later images from it are held for a person again (never released unmasked)."""
+    template = MaskTemplate.objects.select_for_update().filter(pk=template_id).first()
+    if template is None:
+        return
+    audit_record(
+        action="mask_template.delete",
+        actor=actor,
+        project=template.project,
+        obj=template,
+        data={"rows": template.rows, "columns": template.columns, "boxes": len(template.boxes or [])},
+    )
+    template.delete()

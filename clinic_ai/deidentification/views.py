@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
 from clinic_ai.core.http import RequestRefused, json_body, json_endpoint
 from clinic_ai.core.models import AuditEvent
-from clinic_ai.core.services import audit_record
 from clinic_ai.deid.process import Device
 from clinic_ai.deidentification import services
 from clinic_ai.deidentification.forms import DeidProfileForm
@@ -147,13 +146,8 @@ def profile_update(request, project_id):
     profile = services.profile_for(project)
     form = DeidProfileForm(request.POST if request.method == "POST" else None, instance=profile)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        audit_record(
-            action="deid_profile.update",
-            actor=request.user,
-            project=project,
-            obj=profile,
-            data={name: form.cleaned_data[name] for name in form.fields},
+        services.deid_profile_update(
+            actor=request.user, project=project, options={name: form.cleaned_data[name] for name in form.fields}
         )
         messages.success(request, "De-identification options saved. They apply to uploads from now on.")
         return redirect(project)

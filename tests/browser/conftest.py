@@ -39,8 +39,14 @@ def page():
         )
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(30_000)
+        # Every browser test also checks the Content-Security-Policy: Chromium reports what it
+        # refused on the console. (Predicates for wait_for_function are written as functions:
+        # a bare expression string is eval'd in the page, which the CSP forbids.)
+        refused = []
+        page.on("console", lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None)
         yield page
         browser.close()
+        assert refused == [], "CSP violations"
 
 
 def log_in(page, live_server, username="demo-radiologist", password="clinic-ai-demo"):

@@ -17,7 +17,7 @@ def _upload(page, live_server, path):
     page.set_input_files("#file-input", [str(path)])
     row = page.locator(f"[data-file-name='{path.name}']")
     page.wait_for_function(
-        f"document.querySelector(\"[data-file-name='{path.name}']\")?.dataset.status === 'held'"
+        f"() => document.querySelector(\"[data-file-name='{path.name}']\")?.dataset.status === 'held'"
         f" || document.querySelector(\"[data-file-name='{path.name}']\")?.dataset.status === 'accepted'",
         timeout=90_000,
     )
@@ -40,7 +40,7 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
 
     page.wait_for_selector("html[data-mask-ready]")
     page.wait_for_function(
-        "document.getElementById('mask-image').complete && document.getElementById('mask-canvas').width > 10"
+        "() => document.getElementById('mask-image').complete && document.getElementById('mask-canvas').width > 10"
     )
     canvas = page.locator("#mask-canvas").bounding_box()
     x0, y0, x1, y1 = text_box()
@@ -69,7 +69,7 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
     row = _upload(page, live_server, second)
     assert row.get_attribute("data-status") == "accepted"
     page.wait_for_function(
-        "Array.from(document.querySelectorAll('#upload-files img')).some(i => i.complete && i.naturalWidth > 0)",
+        "() => Array.from(document.querySelectorAll('#upload-files img')).some(i => i.complete && i.naturalWidth > 0)",
         timeout=90_000,
     )
     page.screenshot(path=str(ARTIFACTS / "template-released.png"), full_page=True)

@@ -24,7 +24,7 @@ def test_radiologist_uploads_a_dicom_a_png_and_a_broken_file(
     page.set_input_files("#file-input", [str(tmp_path / n) for n in ("chest.dcm", "photo.png", "broken.dcm")])
 
     page.wait_for_function(
-        "Array.from(document.querySelectorAll('#upload-files img'))"
+        "() => Array.from(document.querySelectorAll('#upload-files img'))"
         ".filter(img => img.complete && img.naturalWidth > 0).length === 2",
         timeout=90_000,
     )
