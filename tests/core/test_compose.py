@@ -56,7 +56,7 @@ def test_with_the_secrets_set_web_and_database_share_the_password(compose):
     resolved = _resolve(compose, {"SECRET_KEY": "k", "POSTGRES_PASSWORD": "s3cret-pw"})
     services = resolved["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret-pw"
-    for name in ("web", "worker"):
+    for name in ("web", "worker-cpu", "worker-gpu"):
         environment = services[name]["environment"]
         assert environment["DATABASE_URL"] == "postgres://clinic:s3cret-pw@postgres:5432/clinic_ai"
         assert environment["SECRET_KEY"] == "k"
@@ -68,4 +68,12 @@ def test_web_migrates_and_resumes_the_pipeline_before_serving_with_gunicorn(comp
     assert steps == sorted(steps)
     assert "&&" in command  # a failed migration stops the start
     assert "runserver" not in COMPOSE.read_text()
-    assert "-Q cpu,gpu" in compose["services"]["worker"]["command"]
+    assert "-Q cpu " in compose["services"]["worker-cpu"]["command"]
+
+
+def test_the_gpu_worker_reserves_an_nvidia_gpu_and_builds_the_cuda_tensorflow(compose):
+    worker = compose["services"]["worker-gpu"]
+    assert "-Q gpu --concurrency 1" in worker["command"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert worker["build"]["args"]["TENSORFLOW"].startswith("tensorflow[and-cuda]==")
