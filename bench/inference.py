@@ -80,6 +80,11 @@ def main() -> int:
         t0 = time.perf_counter()
         ours = runner.predict(x, gradcam=True)
         ours_times.append(time.perf_counter() - t0)
+    single = []
+    for i in range(10):
+        t0 = time.perf_counter()
+        runner.predict(x[i : i + 1], gradcam=True)
+        single.append(time.perf_counter() - t0)
     rss_ours = vm_hwm_mb()
 
     members = [m.model for m in runner.members]
@@ -108,6 +113,7 @@ def main() -> int:
                 "ours_images_per_s": round(ours_ips, 1),
                 "baseline_images_per_s": round(base_ips, 2),
                 "speedup": round(ours_ips / base_ips, 1),
+                "ours_single_image_ms": round(1000 * statistics.median(single), 1),
                 "peak_rss_mb": round(rss_ours, 1),
                 "peak_rss_mb_after_baseline": round(vm_hwm_mb(), 1),
                 "images": len(x),

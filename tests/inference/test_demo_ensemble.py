@@ -62,7 +62,7 @@ def test_shipped_ensemble_heatmaps_cover_the_image(runner, val):
     assert results[2].heatmap.shape == (100, 80) and results[1].heatmap_std.shape == (64, 64)
     for r in results:
         assert r.heatmap.max() <= 1.0 and r.heatmap.min() >= 0.0 and np.isfinite(r.heatmap).all()
-        assert set(r.member_heatmaps) == {m.name for m in runner.members}
+        assert set(r.member_heatmaps) == set(runner.member_names) == {"vgg", "resnet", "mobilenet"}
 
 
 def _monochrome1_dicom(path: Path, display: np.ndarray) -> Path:

@@ -200,3 +200,21 @@ def test_results_serialise_to_json(models):
     line = json.loads(json.dumps(result.to_json()))
     assert set(line) == {"probabilities", "labels", "members", "uncertainty", "target_class"}
     assert sum(line["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_models_are_loaded_once_and_reloaded_when_the_file_changes(models, tmp_path):
+    tmp, paths = models
+    copy = tmp_path / "copy.keras"
+    copy.write_bytes(paths["plain"].read_bytes())
+    first = runtime.load_ensemble(_spec(copy, tmp_path))
+    same = runtime.load_ensemble(_spec(copy, tmp_path))
+    assert same is first
+    renamed = _spec(copy, tmp_path)
+    renamed["members"][0]["name"] = "other"
+    other = runtime.load_ensemble(renamed)
+    assert other.members[0] is first.members[0]  # one model in memory, two ensembles
+    assert other.predict(np.zeros((1, SIZE, SIZE, 1), np.float32))[0].members[0]["name"] == "other"
+    copy.write_bytes(paths["nested"].read_bytes())  # a new version under the same name
+    reloaded = runtime.load_ensemble(_spec(copy, tmp_path))
+    assert reloaded.members[0] is not first.members[0]
+    assert reloaded.members[0].layer.startswith("base/")

@@ -218,7 +218,6 @@ def _compiled(flat: keras.Model, input_shape, outputs: int):
 
 @dataclass
 class _Member:
-    name: str
     path: str
     model: keras.Model
     layer: str
@@ -230,17 +229,21 @@ _CACHE: dict[tuple, _Member] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _member(name: str, path: str, layer: str | None) -> _Member:
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, layer)
+def _member(path: str, layer: str | None) -> _Member:
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_size, st.st_mtime_ns, layer)
     with _CACHE_LOCK:
         member = _CACHE.get(key)
         if member is None:
-            model = load_model(path)
+            model = load_model(real)
             flat, layer_found = feature_model(model, layer)
             outputs = int(model.outputs[0].shape[-1])
             run, logits_only = _compiled(flat, tuple(model.inputs[0].shape[1:]), outputs)
-            member = _CACHE[key] = _Member(name, path, model, layer_found, run, logits_only)
+            # a replaced file's old graphs are dropped, so a long-lived worker does not accumulate them
+            for stale in [k for k in _CACHE if k[0] == real and k[1:3] != key[1:3]]:
+                del _CACHE[stale]
+            member = _CACHE[key] = _Member(real, model, layer_found, run, logits_only)
     return member
 
 
@@ -294,8 +297,9 @@ class Runner:
             raise ModelRefused("A binary ensemble needs exactly two class names.")
         want_in = (*self.preprocessing.input_size, self.preprocessing.channels)
         self.members: list[_Member] = []
+        self.member_names: list[str] = [str(m["name"]) for m in spec["members"]]
         for m in spec["members"]:
-            member = _member(m["name"], str(base_dir / m["file"]), m.get("last_conv_layer"))
+            member = _member(str(base_dir / m["file"]), m.get("last_conv_layer"))
             got_in = tuple(member.model.inputs[0].shape[1:])
             got_out = tuple(member.model.outputs[0].shape[1:])
             if got_in != want_in:
@@ -374,14 +378,14 @@ class Runner:
                 labels=[c for c, d in zip(self.class_names, combined.decisions[i], strict=True) if d],
                 members=[
                     {
-                        "name": m.name,
+                        "name": name,
                         "weight": float(w),
                         "probabilities": {
                             c: float(p)
                             for c, p in zip(self.class_names, combined.member_probabilities[k, i], strict=True)
                         },
                     }
-                    for k, (m, w) in enumerate(zip(self.members, self.weights, strict=True))
+                    for k, (name, w) in enumerate(zip(self.member_names, self.weights, strict=True))
                 ],
                 uncertainty={
                     "member_std": float(combined.member_std[i, t]),
@@ -394,7 +398,7 @@ class Runner:
                 size = tuple(sizes[i]) if sizes is not None else self.preprocessing.input_size
                 maps = np.stack([self._member_map(cam[i], t, size) for cam in cams])
                 result.heatmap, result.heatmap_std = ens.combine_maps(maps, self.weights)
-                result.member_heatmaps = {m.name: mp for m, mp in zip(self.members, maps, strict=True)}
+                result.member_heatmaps = dict(zip(self.member_names, maps, strict=True))
             out.append(result)
         return out
 
