@@ -103,9 +103,7 @@ def test_outsider_cannot_label_or_undo(client, project, image, outsider):
     assert undo.status_code == 404
 
 
-def test_an_image_of_another_project_cannot_be_labelled_through_this_one(
-    client, project, image, member_of
-):
+def test_an_image_of_another_project_cannot_be_labelled_through_this_one(client, project, image, member_of):
     from tests.factories import ProjectFactory
 
     other = ProjectFactory()
