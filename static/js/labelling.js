@@ -173,6 +173,7 @@
     const item = current;
     const seconds = Math.min(Math.max((keyTime - shownAt) / 1000, 0), config.maxSeconds);
     const op = {
+      kind: "label",
       url: config.labelUrl,
       body: { image: item.id, values, seconds: Math.round(seconds * 1000) / 1000, request_id: requestId() },
       sent: false,
@@ -236,6 +237,10 @@
               /* keep the generic reason */
             }
             showError(reason);
+            if (op.kind === "label") {
+              labelled -= 1; // refused (say, the image got all its readers meanwhile): not counted
+              countNode.textContent = String(labelled);
+            }
           }
           continue;
         }

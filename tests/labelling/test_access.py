@@ -131,3 +131,13 @@ def test_project_page_and_navbar_link_to_labelling(client, project, clinician):
     page = client.get(project.get_absolute_url()).content.decode()
     assert reverse("labelling:project_labelling", args=[project.pk]) in page
     assert reverse("labelling:label_home") in page
+
+
+@pytest.mark.parametrize("image_id", [None, 12, {"pk": 1}, ["x"], "not-a-uuid"])
+def test_a_malformed_image_id_is_a_404_not_an_error(client, project, image, clinician, image_id):
+    client.force_login(clinician)
+    body = {"image": image_id, "values": ["normal"], "seconds": 1}
+    response = client.post(
+        reverse("labelling:label_api", args=[project.pk]), data=json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 404
