@@ -29,7 +29,7 @@ def _json_body(request) -> dict:
 
 def _project_image(request, project, image_id):
     """An image of this project the user may see; anything else is a 404."""
-    if not isinstance(image_id, str):
+    if not isinstance(image_id, str | uuid.UUID):
         raise Http404("No such image")
     image = get_image_for_user(request.user, image_id)
     if image.project_id != project.pk:
