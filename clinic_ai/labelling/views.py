@@ -40,13 +40,12 @@ def _project_image(request, project, image_id):
 @login_required
 @require_GET
 def label_home(request):
-    """The navbar's "Label": the user's projects with what waits for them; straight to the project
-    when there is only one."""
-    projects = list(projects_for_user(request.user))
+    """The navbar's "Label": the user's projects (each project's page counts what waits); straight to
+    the project when there is only one."""
+    projects = list(projects_for_user(request.user).only("pk", "name"))
     if len(projects) == 1:
         return redirect("labelling:project_labelling", project_id=projects[0].pk)
-    rows = [(p, selectors.queue_remaining_for_user(request.user, p)) for p in projects[:50]]
-    return render(request, "labelling/label_home.html", {"rows": rows})
+    return render(request, "labelling/label_home.html", {"projects": projects})
 
 
 @login_required

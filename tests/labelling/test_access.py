@@ -126,6 +126,22 @@ def test_the_label_home_lists_the_users_projects_or_goes_straight_to_the_only_on
     assert response["Location"] == reverse("labelling:project_labelling", args=[project.pk])
 
 
+def test_the_label_home_lists_every_project_of_the_user_in_a_bounded_number_of_queries(
+    client, project, member_of, django_assert_max_num_queries
+):
+    from tests.factories import ProjectFactory
+
+    user = member_of(project, Role.CLINICIAN)
+    others = [ProjectFactory() for _ in range(4)]
+    for other in others:
+        member_of(other, Role.RADIOLOGIST, username=user.username)
+    client.force_login(user)
+    with django_assert_max_num_queries(6):
+        page = client.get(reverse("labelling:label_home")).content.decode()
+    for p in [project, *others]:
+        assert reverse("labelling:project_labelling", args=[p.pk]) in page
+
+
 def test_project_page_and_navbar_link_to_labelling(client, project, clinician):
     client.force_login(clinician)
     page = client.get(project.get_absolute_url()).content.decode()
