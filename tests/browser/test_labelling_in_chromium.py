@@ -37,16 +37,15 @@ def two_released(transactional_db, client):
     return [str(pk) for pk in Image.objects.order_by("released_at").values_list("pk", flat=True)]
 
 
-def _stored_labels():
+def _stored_labels(*, current_only=True):
     """Read the database from a thread of its own: Playwright's loop runs in the test's thread."""
 
     def read():
         from clinic_ai.labelling.models import Label
 
+        rows = Label.objects.filter(is_current=True) if current_only else Label.objects.all()
         try:
-            return list(
-                Label.objects.filter(is_current=True).values_list("image_id", "reader__username", "values", "seconds")
-            )
+            return list(rows.values_list("image_id", "reader__username", "values", "seconds"))
         finally:
             connections.close_all()
 
@@ -83,3 +82,32 @@ def test_the_demo_clinician_labels_from_the_queue_with_the_keyboard(live_server,
     assert 0 <= seconds <= 600
     # Each key press drew the next image from what was already loaded.
     assert page.evaluate("window.clinicLabelling.timings.length") >= 2
+
+
+def test_a_save_lost_on_the_network_is_retried_and_stored_once(live_server, two_released, page):
+    first, second = two_released
+    log_in(page, live_server, username="demo-clinician")
+    failed = []
+
+    def flaky(route):
+        # The first save reaches the server, but its answer is lost: the retry must not label twice.
+        if not failed:
+            failed.append(route.request.url)
+            route.fetch()
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/label/labels/", flaky)
+    page.goto(f"{live_server.url}/")
+    page.click("#nav-label")
+    page.click("#start-labelling")
+    page.wait_for_selector("html[data-labelling-ready]")
+    page.wait_for_function("document.querySelector('#label-stage img')?.complete")
+    page.keyboard.press("2")
+    page.wait_for_function(f"document.getElementById('label-stage').dataset.imageId === '{second}'")
+    page.wait_for_function("document.getElementById('label-save-state').textContent === 'all saved'")
+    assert len(failed) == 1
+    # One row in all, not a second one superseding the first: the retry carried the same request id.
+    labels = _stored_labels(current_only=False)
+    assert [(str(image_id), values) for image_id, _, values, _ in labels] == [(first, ["pneumonia"])]
