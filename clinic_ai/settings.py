@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "clinic_ai.studies",
     "clinic_ai.deidentification",
     "clinic_ai.inference",
+    "clinic_ai.labelling",
     "clinic_ai.pipeline",
 ]
 

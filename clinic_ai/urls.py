@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("clinic_ai.studies.urls")),
     path("", include("clinic_ai.deidentification.urls")),
     path("", include("clinic_ai.inference.urls")),
+    path("", include("clinic_ai.labelling.urls")),
     path("admin/", admin.site.urls),
 ]
 
