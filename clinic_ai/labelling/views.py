@@ -12,19 +12,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic_ai.accounts.selectors import projects_for_user, role_in_project
+from clinic_ai.core.http import json_body, json_endpoint
 from clinic_ai.labelling import selectors, services
 from clinic_ai.labelling.forms import AdjudicationForm, LabellingSettingsForm
 from clinic_ai.labelling.models import MAX_SECONDS_PER_LABEL, UNGRADABLE
 from clinic_ai.labelling.selectors import ADJUDICATE_ROLES, LABEL_ROLES, MANAGE_ROLES, get_labelling_project_for_user
 from clinic_ai.studies.selectors import get_image_for_user
-
-
-def _json_body(request) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _project_image(request, project, image_id):
@@ -115,9 +108,9 @@ def label_queue(request, project_id):
     return render(request, "labelling/label_queue.html", {"project": project, "config": config})
 
 
-@login_required
-@require_GET
 @never_cache
+@login_required
+@json_endpoint("GET")
 def queue_api(request, project_id):
     """The next images for this reader: ids and preview URLs (and the AI result only when the project
     allows it); never another reader's label."""
@@ -145,10 +138,10 @@ def queue_api(request, project_id):
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def label_api(request, project_id):
     project = get_labelling_project_for_user(request.user, project_id, roles=LABEL_ROLES)
-    body = _json_body(request)
+    body = json_body(request)
     image = _project_image(request, project, body.get("image"))
     try:
         request_id = uuid.UUID(str(body["request_id"])) if body.get("request_id") else None
@@ -169,10 +162,10 @@ def label_api(request, project_id):
 
 
 @login_required
-@require_POST
+@json_endpoint("POST")
 def undo_api(request, project_id):
     project = get_labelling_project_for_user(request.user, project_id, roles=LABEL_ROLES)
-    image = _project_image(request, project, _json_body(request).get("image"))
+    image = _project_image(request, project, json_body(request).get("image"))
     try:
         label = services.label_undo(actor=request.user, project=project, image=image)
     except services.LabelRefused as exc:

@@ -35,6 +35,8 @@ JSON_ENDPOINTS = {
     "deidentification:image_mask_release",
     "inference:image_inference_rerun",
     "inference:project_queue",
+    "labelling:label_api",
+    "labelling:undo_api",
 }
 FORMS = {
     "login",
@@ -47,6 +49,8 @@ FORMS = {
     "deidentification:profile_update",
     "inference:registry",
     "inference:ensemble_activate",
+    "labelling:settings_update",
+    "labelling:adjudicate",
 }
 PAGES = {
     "home",
@@ -66,6 +70,12 @@ PAGES = {
     "inference:image_inference",
     "inference:result_heatmap",
     "inference:project_progress",
+    "labelling:label_home",
+    "labelling:project_labelling",
+    "labelling:label_queue",
+    "labelling:queue_api",
+    "labelling:adjudication_list",
+    "labelling:label_export",
 }
 # Django's admin site is hardened under its own item of issue 7 (status and paths read-only).
 NOT_HERE = {"admin"}
@@ -171,6 +181,18 @@ FIELD_PAYLOADS = {
     "studies:upload_batch_finish": [],  # takes no fields: only body-level payloads apply
     "inference:image_inference_rerun": [],
     "inference:project_queue": [],
+    "labelling:label_api": [
+        _j({"image": 5, "values": ["normal"]}),
+        _j({"image": ["x"], "values": ["normal"]}),
+        _j({"image": "not-a-uuid", "values": ["normal"]}),
+        _j({"image": str(uuid.uuid4()), "values": ["normal"]}),
+        b'{"image": "\\ud800", "values": ["normal"]}',
+    ],
+    "labelling:undo_api": [
+        _j({"image": None}),
+        _j({"image": {"id": 1}}),
+        _j({"image": str(uuid.uuid4())}),
+    ],
     "deidentification:image_mask_preview": [
         _j({"boxes": "0,0,10,10"}),
         _j({"boxes": {"x0": 0}}),
@@ -286,6 +308,15 @@ def _url(name, world) -> str:
         "inference:project_queue": {"project_id": world["project"].pk},
         "inference:project_progress": {"project_id": world["project"].pk},
         "inference:ensemble_activate": {"ensemble_id": uuid.uuid4()},
+        "labelling:project_labelling": {"project_id": world["project"].pk},
+        "labelling:settings_update": {"project_id": world["project"].pk},
+        "labelling:label_queue": {"project_id": world["project"].pk},
+        "labelling:queue_api": {"project_id": world["project"].pk},
+        "labelling:label_api": {"project_id": world["project"].pk},
+        "labelling:undo_api": {"project_id": world["project"].pk},
+        "labelling:adjudication_list": {"project_id": world["project"].pk},
+        "labelling:adjudicate": {"project_id": world["project"].pk, "image_id": world["released"].pk},
+        "labelling:label_export": {"project_id": world["project"].pk, "fmt": "csv"},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 
@@ -485,6 +516,8 @@ HARMLESS_FORM_BODIES = [
         "logout",
         "inference:registry",
         "inference:ensemble_activate",
+        "labelling:settings_update",
+        "labelling:adjudicate",
     ],
 )
 def test_hostile_bodies_on_the_other_forms_never_get_a_500(client, world, project_admin, name):

@@ -27,6 +27,13 @@ POST_ONLY = {
     "studies:upload_batch_finish",
     "deidentification:image_mask_preview",
     "deidentification:image_mask_release",
+    "inference:image_inference_rerun",
+    "inference:project_queue",
+    "inference:ensemble_activate",
+    "labelling:settings_update",
+    "labelling:label_api",
+    "labelling:undo_api",
+    "labelling:adjudicate",
 }
 
 
@@ -56,6 +63,9 @@ def site(client):
     held = Image.objects.get(status=ImageStatus.HELD)
     assert released.frames > 1
     membership = project.memberships.first()
+    from clinic_ai.inference.models import InferenceResult
+
+    result = InferenceResult.objects.get(image=released)
     return {
         "home": reverse("home"),
         "password_change": reverse("password_change"),
@@ -76,6 +86,16 @@ def site(client):
         "deidentification:patient_links": reverse("deidentification:patient_links", args=[project.pk]),
         "deidentification:audit_list": reverse("deidentification:audit_list", args=[project.pk]),
         "deidentification:profile_update": reverse("deidentification:profile_update", args=[project.pk]),
+        "inference:image_inference": reverse("inference:image_inference", args=[released.pk]),
+        "inference:result_heatmap": reverse("inference:result_heatmap", args=[result.pk, "ensemble"]),
+        "inference:registry": reverse("inference:registry", args=[project.pk]),
+        "inference:project_progress": reverse("inference:project_progress", args=[project.pk]),
+        "labelling:label_home": reverse("labelling:label_home"),
+        "labelling:project_labelling": reverse("labelling:project_labelling", args=[project.pk]),
+        "labelling:label_queue": reverse("labelling:label_queue", args=[project.pk]),
+        "labelling:queue_api": reverse("labelling:queue_api", args=[project.pk]),
+        "labelling:adjudication_list": reverse("labelling:adjudication_list", args=[project.pk]),
+        "labelling:label_export": reverse("labelling:label_export", args=[project.pk, "csv"]),
         # Not pages of ours, but served by us all the same:
         "admin:index": reverse("admin:index"),
         "admin:studies_image_changelist": reverse("admin:studies_image_changelist"),
