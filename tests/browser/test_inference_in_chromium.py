@@ -26,7 +26,7 @@ def test_the_prediction_and_heatmap_appear_beside_the_image_without_a_reload(
     page.wait_for_selector("html[data-uploader-ready]")
     page.set_input_files("#file-input", [str(tmp_path / "chest.png")])
     page.wait_for_function(
-        "Array.from(document.querySelectorAll('#upload-files img')).some(i => i.complete && i.naturalWidth > 0)",
+        "() => Array.from(document.querySelectorAll('#upload-files img')).some(i => i.complete && i.naturalWidth > 0)",
         timeout=90_000,
     )
     page.locator("[data-file-name='chest.png'] a").first.click()
@@ -39,7 +39,7 @@ def test_the_prediction_and_heatmap_appear_beside_the_image_without_a_reload(
     assert page.locator("#ai-members tbody tr").count() >= 3
     assert "where the model looked" in page.locator("#ai-heatmap-controls").inner_text()
     page.wait_for_function(
-        "(() => { const o = document.getElementById('heatmap-overlay');"
+        "() => (() => { const o = document.getElementById('heatmap-overlay');"
         " return !o.hidden && o.complete && o.naturalWidth === 256; })()"
     )
     page.fill("#heatmap-opacity", "30")
