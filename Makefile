@@ -78,8 +78,8 @@ run: $(VENV)/.run-deps redis tesseract var/secret_key
 	echo
 	# gunicorn, not runserver: two processes, so one CPU-heavy request (a mask preview, a log-in's
 	# password hash) does not hold every page behind one GIL; threads, so a request waiting on its
-	# client (a slow upload, a far browser) does not hold a whole process. bench/web.py: with 20
-	# sessions, sync `-w 2` had 2.7x runserver's p95 here, `-w 2 --threads 8` matched it.
+	# client (a slow upload, a far browser) does not hold a whole process. bench/web.py, 20 sessions:
+	# threaded p95 was at or below runserver's in every run; sync `-w 2` only on a quiet machine.
 	$(VENV)/bin/gunicorn clinic_ai.wsgi:application --workers $(WEB_WORKERS) --threads $(WEB_THREADS) \
 	  --bind $(HOST):$(PORT) --timeout 120 --graceful-timeout 10 --no-control-socket \
 	  --access-logfile var/log/access.log --error-logfile -
