@@ -58,6 +58,7 @@ def demo_ensemble_install(*, project: Project) -> Ensemble:
             temperature=float(spec.get("temperature", 1.0)),
             threshold=float(spec.get("threshold", 0.5)),
             combination=spec.get("combination", "mean_logit"),
+            tta=bool(spec.get("tta", False)),
             validation=spec.get("validation") or {},
             model_card=spec.get("model_card", ""),
         )

@@ -78,6 +78,11 @@ class EnsembleForm(forms.Form):
     weights = forms.CharField(required=False, help_text="Comma-separated, one per member in list order; empty: equal")
     threshold = forms.FloatField(min_value=0.001, max_value=0.999, initial=0.5)
     temperature = forms.FloatField(min_value=0.01, max_value=99, initial=1.0)
+    tta = forms.BooleanField(
+        required=False,
+        label="Test-time augmentation",
+        help_text="Average each member over the image and its four 1-pixel shifts (5 passes per image)",
+    )
     model_card = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
     def __init__(self, *args, project, **kwargs):

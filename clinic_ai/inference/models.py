@@ -63,6 +63,9 @@ class Ensemble(UUIDModel):
     combination = models.CharField(max_length=32, default="mean_logit")
     temperature = models.FloatField(default=1.0)
     threshold = models.FloatField(default=0.5, help_text="Probability of the positive class at which it is called")
+    tta = models.BooleanField(
+        default=False, help_text="Test-time augmentation: average each member over the image and its 1-pixel shifts"
+    )
     validation = models.JSONField(default=dict, blank=True)
     model_card = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -152,6 +152,7 @@ def ensemble_create(
     temperature: float = 1.0,
     threshold: float = 0.5,
     combination: str = "mean_logit",
+    tta: bool = False,
     validation: dict | None = None,
     model_card: str = "",
 ) -> Ensemble:
@@ -178,6 +179,7 @@ def ensemble_create(
             temperature=temperature,
             threshold=threshold,
             combination=combination,
+            tta=tta,
             validation=validation or {},
             model_card=model_card,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -222,6 +224,7 @@ def ensemble_spec(ensemble: Ensemble) -> dict:
         "temperature": ensemble.temperature,
         "threshold": ensemble.threshold,
         "combination": ensemble.combination,
+        "tta": ensemble.tta,
         "members": [
             {
                 "name": m.model_version.name,

@@ -46,6 +46,7 @@ def _result_json(request, image) -> dict:
                 for name in result.heatmaps
             },
             threshold=result.ensemble.threshold,
+            tta=result.ensemble.tta,
         )
     return body
 
@@ -140,6 +141,7 @@ def registry(request, project_id):
                     members=data["member_weights"],
                     threshold=data["threshold"],
                     temperature=data["temperature"],
+                    tta=data["tta"],
                     model_card=data["model_card"],
                 )
             except services.RegistryRefused as exc:

@@ -121,6 +121,7 @@
     body.append(el("h3", "h6 mt-3", "Versions and timings"), definitionList([
       ...order.filter((k) => k in versions).map((k) => [k === "ensemble" ? "Ensemble" : k, versions[k]]),
       ["Decision threshold", Number(data.threshold).toFixed(3)],
+      ["Test-time augmentation", data.tta ? "on (5 passes)" : "off"],
       ["Inference per image", `${t.inference_ms_per_image} ms`],
       ["Batch size", String(t.batch_size)],
     ]));

@@ -259,3 +259,38 @@ def test_the_outsider_role_matrix_for_results(client, released_with_result, memb
         ).status_code
         == 404
     )
+
+
+def test_test_time_augmentation_averages_each_members_logits_over_the_shifted_images(tmp_path):
+    import keras
+
+    from clinic_ai.inference.backends import runtime
+    from tests.inference.conftest import _tiny_model
+
+    path = _tiny_model(tmp_path / "m.keras", nested=False, bias=0.1)
+    spec = {
+        "task": "binary",
+        "class_names": ["normal", "pneumonia"],
+        "preprocessing": {"input_size": [28, 28], "channels": 1, "mean": 0.0, "std": 1.0},
+        "members": [{"name": "m", "file": str(path)}],
+        "_base_dir": str(tmp_path),
+    }
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 28, 28, 1)).astype(np.float32)
+    x[:, 5:12, 15:22] = 1.0  # structure near the middle, so a shift changes the logit
+    plain = runtime.load_ensemble(spec).predict(x)
+    with_tta = runtime.load_ensemble({**spec, "tta": True}).predict(x)
+    model = keras.models.load_model(path)
+    # By hand: the image and its four one-pixel shifts with the edge repeated, logits averaged.
+    variants = [x]
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        moved = np.empty_like(x)
+        for r in range(28):
+            for c in range(28):
+                moved[:, r, c] = x[:, min(max(r - dy, 0), 27), min(max(c - dx, 0), 27)]
+        variants.append(moved)
+    logit = np.mean([np.asarray(model(v)).ravel() for v in variants], axis=0)
+    expected = 1 / (1 + np.exp(-logit))
+    got = np.array([r.probabilities["pneumonia"] for r in with_tta])
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, [r.probabilities["pneumonia"] for r in plain], atol=1e-7)

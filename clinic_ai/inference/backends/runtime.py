@@ -41,6 +41,17 @@ from clinic_ai.inference.preprocess import PreprocessSpec, resize, to_model_inpu
 __all__ = ["ImageResult", "ModelRefused", "Runner", "feature_model", "find_last_conv", "load_ensemble", "load_model"]
 
 _EPS = 1e-7
+TTA_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def shift_images(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(N, H, W, C) moved by (dy, dx) pixels, the uncovered edge repeated (no wrap-around)."""
+    h, w = x.shape[1:3]
+    rows = np.clip(np.arange(h) - dy, 0, h - 1)
+    cols = np.clip(np.arange(w) - dx, 0, w - 1)
+    return x[:, rows][:, :, cols]
+
+
 MAX_BATCH = 64
 
 
@@ -292,6 +303,9 @@ class Runner:
         self.temperature = float(spec.get("temperature", 1.0))
         self.threshold = spec.get("threshold", 0.5)
         self.combination = spec.get("combination", "mean_logit")
+        # Test-time augmentation: each member's logits are the mean over the image and its one-pixel
+        # shifts (TTA_SHIFTS); heatmaps come from the unshifted image only.
+        self.tta = bool(spec.get("tta", False))
         outputs = 1 if self.task == "binary" else len(self.class_names)
         if self.task == "binary" and len(self.class_names) != 2:
             raise ModelRefused("A binary ensemble needs exactly two class names.")
@@ -355,7 +369,11 @@ class Runner:
                 cams.append(s.numpy())
             else:
                 z = member.logits_only(tensor)
-            logits.append(z.numpy())
+            z = z.numpy()
+            if self.tta:
+                shifted = [member.logits_only(tf.constant(shift_images(x, dy, dx))).numpy() for dy, dx in TTA_SHIFTS]
+                z = np.mean([z, *shifted], axis=0)
+            logits.append(z)
         combined = ens.combine(
             np.stack(logits),
             task=self.task,
