@@ -84,7 +84,8 @@ def dicognito_python() -> Path:
 
 
 def build_corpus(directory: Path, count: int) -> dict[str, bytes]:
-    names = list(CORPUS_SOURCES)
+    # Not the deflated source: the release gate cannot vouch for a deflated data set and rejects it.
+    names = [name for name in CORPUS_SOURCES if name != "deflated"]
     corpus = {}
     for i in range(count):
         item = build_file(

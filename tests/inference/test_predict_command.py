@@ -90,3 +90,19 @@ def test_the_same_xray_as_png_and_as_a_windowed_monochrome1_dicom_gets_the_same_
     assert png["label"] == dicom["label"]
     for name in ("normal", "pneumonia"):
         assert abs(png["probabilities"][name] - dicom["probabilities"][name]) < 0.02
+
+
+def test_heatmaps_can_explain_another_class_than_the_call(tmp_path):
+    from clinic_ai.inference.demo import DEMO_DIR
+
+    call_command("demo_setup", stdout=io.StringIO())
+    Image.fromarray(np.load(DEMO_DIR / "pneumoniamnist_trainval.npz")["val_images"][5]).save(tmp_path / "x.png")
+    lines = {}
+    for name in ("normal", "pneumonia"):
+        out = _predict("--gradcam", "--class", name, "--heatmap-dir", tmp_path / name, tmp_path / "x.png")
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines[name] = json.loads(out.stdout)
+        assert lines[name]["target_class"] == name
+    maps = [np.asarray(Image.open(lines[n]["heatmaps"]["ensemble"])) for n in ("normal", "pneumonia")]
+    assert not np.array_equal(*maps)
+    assert _predict("--class", "fracture", tmp_path / "x.png").returncode != 0

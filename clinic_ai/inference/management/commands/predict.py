@@ -1,4 +1,4 @@
-"""`manage.py predict [--ensemble SLUG] [--gradcam] [--heatmap-dir DIR] PATH...`
+"""`manage.py predict [--ensemble SLUG] [--gradcam] [--heatmap-dir DIR] [--class NAME] PATH...`
 
 The worker's code path (same display pixels, preprocessing, ensemble and Grad-CAM) over files given
 on the command line; one JSON object per line on stdout (the contract in PRODUCT.md). A file that
@@ -40,6 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--ensemble", help="Ensemble slug (default: the active one)")
         parser.add_argument("--gradcam", action="store_true", help="Also write heatmaps (8-bit PNG, image size)")
         parser.add_argument("--heatmap-dir", help="Where heatmaps go (default: a new temporary folder)")
+        parser.add_argument(
+            "--class", dest="target_class", help="Explain this class in the heatmaps (default: the ensemble's call)"
+        )
 
     def handle(self, *args, **options):
         if options["ensemble"]:
@@ -52,6 +55,8 @@ class Command(BaseCommand):
             runner = worker.runner_for(ensemble)
         except worker.EnsembleUnavailable as exc:
             raise CommandError(exc.reason) from None
+        if options["target_class"] and options["target_class"] not in runner.class_names:
+            raise CommandError("Unknown class; the ensemble's classes are: " + ", ".join(runner.class_names))
         heatmap_dir = None
         if options["gradcam"]:
             heatmap_dir = Path(options["heatmap_dir"] or tempfile.mkdtemp(prefix="clinic_ai_heatmaps_"))
@@ -71,7 +76,9 @@ class Command(BaseCommand):
             except OSError as exc:
                 line["error"], failed = f"The file could not be read ({exc.strerror or type(exc).__name__}).", True
             else:
-                result = runner.predict_pixels([pixels], gradcam=options["gradcam"])[0]
+                result = runner.predict_pixels(
+                    [pixels], gradcam=options["gradcam"], target_class=options["target_class"]
+                )[0]
                 line.update(_line(result))
                 if heatmap_dir is not None:
                     line["heatmaps"] = _write_heatmaps(result, heatmap_dir, f"{index:04d}-{Path(name).stem}")
