@@ -294,10 +294,12 @@ class _Harvester:
             if vr == "SQ" or (implicit and _vr_of(tag) == "SQ"):
                 pos = start  # walk the items in place
                 continue
-            raw = data[start : start + length]
-            self.element(tag, vr, raw)
-            if length >= 8 and depth < MAX_DEPTH and (vr in _OPAQUE or (implicit and _vr_of(tag) in _OPAQUE)):
-                self.nested(raw, depth + 1)
+            opaque = length >= 8 and depth < MAX_DEPTH and (vr in _OPAQUE or (implicit and _vr_of(tag) in _OPAQUE))
+            if length and (opaque or any(_kinds(tag, vr))):  # most elements are neither: no copy
+                raw = data[start : start + length]
+                self.element(tag, vr, raw)
+                if opaque:
+                    self.nested(raw, depth + 1)
             pos = start + length
 
     def skip_fragments(self, data: bytes, pos: int, end: int, tag_fmt, u32) -> int:
