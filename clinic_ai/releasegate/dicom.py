@@ -148,7 +148,7 @@ def _pydicom_tree(ds, texts: list[str], vocabulary: list[str], words: frozenset[
     others are the very bytes the gate's own reader found at the same place (the trees are
     compared), which rule 5 searches as raw bytes."""
     out = []
-    for key in sorted(ds.keys()):
+    for key in sorted(ds.keys(), key=int):  # int order: BaseTag compares in Python
         tag = int(key)
         raw = ds.get_item(key)
         vr, value = raw.VR, raw.value
