@@ -128,24 +128,39 @@ def _text_of(value) -> str:
     return str(value)
 
 
-def _pydicom_tree(ds, texts: list[str], vocabulary: list[str], words: frozenset[int], depth: int) -> list:
-    """pydicom's element tree. Elements pydicom still holds encoded are converted only when pydicom
-    could read them as a sequence (SQ, UN or no VR with an undefined length, a dictionary SQ, a
-    tag the dictionary does not know); the others give their value bytes as read."""
+_PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6", "ISO_IR 100", "ISO_IR 192"})
+"""Character sets whose text the raw-byte search already covers (needles are searched as Latin-1
+and as UTF-8 bytes). Under any other, every text value pydicom decodes is searched as well."""
+
+
+def _maybe_sequence(raw: RawDataElement, tag: int) -> bool:
+    if raw.VR not in (None, "SQ", "UN"):
+        return False
+    return raw.VR == "SQ" or raw.length == 0xFFFFFFFF or bool(tag >> 16 & 1) or dictionary_vr(tag) in (None, "SQ")
+
+
+def _pydicom_tree(ds, texts: list[str], vocabulary: list[str], words: frozenset[int], depth: int, decode: bool):
+    """pydicom's element tree, and the text of the values pydicom decoded.
+
+    Elements pydicom still holds encoded are converted only when pydicom could read them as a
+    sequence (SQ, UN or no VR with an undefined length, a dictionary SQ, a tag the dictionary
+    does not know), or when ``decode`` (an uncommon character set) asks for their text. The
+    others are the very bytes the gate's own reader found at the same place (the trees are
+    compared), which rule 5 searches as raw bytes."""
     out = []
-    for key in sorted(ds.keys()):
+    for key in sorted(ds.keys(), key=int):  # int order: BaseTag compares in Python
         tag = int(key)
         raw = ds.get_item(key)
         vr, value = raw.VR, raw.value
-        if isinstance(raw, RawDataElement) and vr in (None, "SQ", "UN"):
-            if vr == "SQ" or raw.length == 0xFFFFFFFF or tag >> 16 & 1 or dictionary_vr(tag) in (None, "SQ"):
-                elem = ds[key]
-                vr, value = elem.VR, elem.value
+        converted = not isinstance(raw, RawDataElement)
+        if not converted and (decode or _maybe_sequence(raw, tag)):
+            elem = ds[key]
+            vr, value, converted = elem.VR, elem.value, True
         if vr == "SQ":
-            out.append((tag, [_pydicom_tree(item, texts, vocabulary, words, depth + 1) for item in value]))
+            out.append((tag, [_pydicom_tree(item, texts, vocabulary, words, depth + 1, decode) for item in value]))
             continue
         out.append((tag, None))
-        if (tag == PIXEL_DATA and depth == 0) or value is None:
+        if not converted or (tag == PIXEL_DATA and depth == 0) or value is None:
             continue
         (vocabulary if vr == "CS" or tag in words else texts).append(_text_of(value))
     return out
@@ -173,7 +188,10 @@ def rule_two_readings(output: bytes, parsed: Parsed, words: frozenset[int]) -> t
             ds = dcmread(io.BytesIO(output), force=False)
             texts: list[str] = []
             vocabulary: list[str] = []
-            theirs = _pydicom_tree(ds, texts, vocabulary, words, 0)
+            charset = ds.get("SpecificCharacterSet", "") or ""
+            terms = [charset] if isinstance(charset, str) else list(charset)
+            decode = not all(str(term).strip() in _PLAIN_CHARSETS for term in terms)
+            theirs = _pydicom_tree(ds, texts, vocabulary, words, 0, decode)
             their_meta = [int(t) for t in ds.file_meta.keys()]
         except Exception:
             raise GateRefused("two-readings", "pydicom cannot read the released file as DICOM.") from None
@@ -353,6 +371,10 @@ _TM = re.compile(r"([0-9]{2})(([0-9]{2})(([0-9]{2})(\.[0-9]{1,6})?)?)?")
 _DT = re.compile(r"([0-9]{4,14})(\.[0-9]{1,6})?([+-][0-9]{4})?")
 _MAX_LEN = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "SH": 16, "TM": 14, "UI": 64}
 _MAX_TEXT = {"LT": 10240, "ST": 1024}
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+"""Control characters other than TAB, LF, FF, CR and ESC (which LT/ST/UT may hold)."""
+_VALUE_CONTROL = re.compile("[\x00-\x1a\x1c-\x1f]")
+"""Control characters other than ESC (ISO 2022 escapes), in single-line values."""
 _CHARSETS = {
     "": "ascii",
     "ISO_IR 6": "ascii",
@@ -462,7 +484,7 @@ class _Grammar:
             raise self.refuse(tag, "the text does not decode in the declared character set") from None
         text = text.rstrip(" \x00")  # padding
         if vr in ("LT", "ST", "UT"):
-            if len(text) > _MAX_TEXT.get(vr, 2**32 - 2) or any(ord(c) < 32 and c not in "\r\n\t\f\x1b" for c in text):
+            if len(text) > _MAX_TEXT.get(vr, 2**32 - 2) or _TEXT_CONTROL.search(text):
                 raise self.refuse(tag, "the text is too long or holds control characters")
             return
         values = text.split("\\") if vr != "UR" else [text]
@@ -470,7 +492,7 @@ class _Grammar:
             self.value(tag, vr, value)
 
     def value(self, tag: int, vr: str, value: str) -> None:
-        if any(ord(c) < 32 and c != "\x1b" for c in value):
+        if _VALUE_CONTROL.search(value):
             raise self.refuse(tag, "a value holds control characters")
         limit = _MAX_LEN.get(vr)
         if limit is not None and len(value) > limit:

@@ -78,7 +78,6 @@ _ID_KEYWORDS = frozenset(
 _ID_SUFFIXES = ("ID", "IDs", "Number", "Numbers", "Identifier")
 _ID_VRS = frozenset({"LO", "SH", "UC"})
 _UID_RAW = re.compile(rb"(?<![0-9.])[012](?:\.(?:0|[1-9][0-9]*)){3,}(?![0-9])")
-_PN_RAW = re.compile(rb"[A-Za-z][A-Za-z' .,\-]{0,63}\^[A-Za-z][A-Za-z' .,\-^]{0,128}")
 _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
 
 FIXED_OUTPUT_WORDS = frozenset(
@@ -172,6 +171,28 @@ def _valid_date(text: str) -> str | None:
     if not (1 <= month <= 12 and 1 <= day <= 31 and year >= 1000):
         return None
     return m.group(0)
+
+
+_NAME_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz' .,-")
+
+
+def _caret_runs(piece: bytes):
+    """Name-shaped runs around each ``^`` (letters, spaces, ' . , -), as text. Cheaper than a
+    regular expression tried at every letter: carets are rare outside person names."""
+    end = -1
+    i = piece.find(b"^")
+    while i >= 0:
+        if i > end:
+            start = i
+            while start > 0 and piece[start - 1] in _NAME_BYTES and i - start < 64:
+                start -= 1
+            stop = i + 1
+            while stop < len(piece) and (piece[stop] in _NAME_BYTES or piece[stop] == 0x5E) and stop - i < 192:
+                stop += 1
+            end = stop
+            if start < i and stop > i + 1 and chr(piece[start]).isalpha():
+                yield piece[start:stop].decode("latin-1")
+        i = piece.find(b"^", i + 1)
 
 
 class _Harvester:
@@ -273,10 +294,12 @@ class _Harvester:
             if vr == "SQ" or (implicit and _vr_of(tag) == "SQ"):
                 pos = start  # walk the items in place
                 continue
-            raw = data[start : start + length]
-            self.element(tag, vr, raw)
-            if length >= 8 and depth < MAX_DEPTH and (vr in _OPAQUE or (implicit and _vr_of(tag) in _OPAQUE)):
-                self.nested(raw, depth + 1)
+            opaque = length >= 8 and depth < MAX_DEPTH and (vr in _OPAQUE or (implicit and _vr_of(tag) in _OPAQUE))
+            if length and (opaque or any(_kinds(tag, vr))):  # most elements are neither: no copy
+                raw = data[start : start + length]
+                self.element(tag, vr, raw)
+                if opaque:
+                    self.nested(raw, depth + 1)
             pos = start + length
 
     def skip_fragments(self, data: bytes, pos: int, end: int, tag_fmt, u32) -> int:
@@ -310,8 +333,7 @@ class _Harvester:
                 text = match.group(0).decode("ascii")
                 if len(text) >= 10:
                     self.add_uid(text)
-            for match in _PN_RAW.finditer(piece):
-                text = match.group(0).decode("latin-1")
+            for text in _caret_runs(piece):
                 family, given = (text.split("^") + [""])[:2]
                 # Binary values (LUTs, waveforms) spell "E^U^e^u" by chance; a name has words.
                 if len(family.strip()) >= 2 and len(given.strip()) >= 2:
