@@ -35,7 +35,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "bench-labelling-pw"
+PASSWORD = secrets.token_urlsafe(16)  # a throwaway user in a throwaway database
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

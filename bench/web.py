@@ -31,7 +31,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parent.parent
-PASSWORD = "bench-web-password"
+PASSWORD = secrets.token_urlsafe(16)  # a throwaway user in a throwaway database
 USERS = ("demo-radiologist", "demo-clinician", "demo-admin")
 
 
