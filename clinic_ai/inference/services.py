@@ -287,15 +287,36 @@ def result_rerun(*, actor: User, image: Image) -> InferenceResult | None:
 @transaction.atomic
 def project_results_queue(*, actor: User, project: Project) -> list:
     """Queue every released image of the project that has no result (or a failed one) from the
-    active ensemble. Returns the ids to queue."""
+    active ensemble. Returns the ids to queue. A few statements whatever the project's size."""
     ensemble = Ensemble.objects.filter(project=project, is_active=True).first()
     if ensemble is None:
         raise RegistryRefused("This project has no active ensemble to run.")
-    images = Image.objects.filter(project=project, status=ImageStatus.RELEASED).exclude(
-        inference_results__ensemble=ensemble,
-        inference_results__status__in=[ResultStatus.DONE, ResultStatus.QUEUED, ResultStatus.RUNNING],
+    # A subquery, not exclude() across the relation: with two conditions there, an image with a
+    # done result of another ensemble and a failed one of this one would be left out.
+    taken = InferenceResult.objects.filter(
+        ensemble=ensemble, status__in=[ResultStatus.DONE, ResultStatus.QUEUED, ResultStatus.RUNNING]
+    ).values("image_id")
+    image_ids = list(
+        Image.objects.filter(project=project, status=ImageStatus.RELEASED)
+        .exclude(pk__in=taken)
+        .values_list("pk", flat=True)
     )
-    ids = [r.pk for image in images.iterator() if (r := _request(image, ensemble, rerun=False)) is not None]
+    now = timezone.now()
+    InferenceResult.objects.bulk_create(
+        [
+            InferenceResult(image_id=pk, ensemble=ensemble, status=ResultStatus.QUEUED, queued_at=now)
+            for pk in image_ids
+        ],
+        ignore_conflicts=True,  # a row made meanwhile by the pipeline stands
+    )
+    InferenceResult.objects.filter(ensemble=ensemble, image_id__in=image_ids, status=ResultStatus.FAILED).update(
+        status=ResultStatus.QUEUED, reason="", claim="", queued_at=now, started_at=None, finished_at=None
+    )
+    ids = list(
+        InferenceResult.objects.filter(
+            ensemble=ensemble, image_id__in=image_ids, status=ResultStatus.QUEUED
+        ).values_list("pk", flat=True)
+    )
     audit_record(
         action="inference.queue_project", actor=actor, project=project, obj=ensemble, data={"images": len(ids)}
     )

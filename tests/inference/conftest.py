@@ -37,7 +37,7 @@ def tiny_ensemble(tmp_path):
                 project=project,
                 source=path,
                 name=name,
-                version="1",
+                version="1" if slug == "tiny" else slug,
                 preprocessing={"input_size": [28, 28], "channels": 1, "mean": 0.0, "std": 1.0},
                 class_names=list(project.class_names),
                 task_type=project.task_type,

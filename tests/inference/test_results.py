@@ -294,3 +294,23 @@ def test_test_time_augmentation_averages_each_members_logits_over_the_shifted_im
     got = np.array([r.probabilities["pneumonia"] for r in with_tta])
     assert np.allclose(got, expected, atol=1e-5)
     assert not np.allclose(got, [r.probabilities["pneumonia"] for r in plain], atol=1e-7)
+
+
+def test_queueing_a_project_takes_images_whose_result_failed_even_if_another_ensemble_is_done(
+    client, project, project_admin, radiologist, tiny_ensemble, django_assert_max_num_queries
+):
+    """The case an exclude() across the relation gets wrong: a done result of an old ensemble and
+    a failed one of the active ensemble on the same image."""
+    client.force_login(radiologist)
+    upload_through_api(client, project, {f"{i}.png": _xray_png(seed=10 + i) for i in range(3)})
+    tiny_ensemble(project, slug="old")
+    run_pipeline_inline()
+    assert InferenceResult.objects.filter(status=ResultStatus.DONE).count() == 3
+    current = tiny_ensemble(project, slug="new")  # activated: the old one is no longer active
+    failed = Image.objects.order_by("pk").first()
+    InferenceResult.objects.create(image=failed, ensemble=current, status=ResultStatus.FAILED, reason="x")
+    with django_assert_max_num_queries(8):
+        ids = services.project_results_queue(actor=project_admin, project=project)
+    assert len(ids) == 3
+    assert set(InferenceResult.objects.filter(ensemble=current).values_list("status", flat=True)) == {"queued"}
+    assert services.project_results_queue(actor=project_admin, project=project) == []  # a second click: nothing
