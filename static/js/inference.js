@@ -142,7 +142,9 @@
       if (!response.ok) throw new Error(String(response.status));
       const data = await response.json();
       render(data);
-      if (data.state === "queued" || data.state === "running" || data.state === "none") {
+      // "none" with an ensemble: the job is being queued right after release. Without one there is
+      // nothing to wait for, so the page stops asking.
+      if (data.state === "queued" || data.state === "running" || (data.state === "none" && data.ensemble)) {
         timer = setTimeout(load, data.state === "none" ? 5000 : 1000);
       }
     } catch (err) {
