@@ -12,7 +12,8 @@ Everything secret or project-specific is an argument. Entry points:
   :func:`date_shift_days`, :func:`derive_patient_identity` - per-project keyed
   pseudonyms and date shifts; :func:`map_uid` - keyed UID mapping.
 * :func:`burned_in_text_reason`, :func:`apply_pixel_mask` - burned-in text.
-* :func:`validate_released` - release gate on the serialised output.
+* :func:`validate_released` - the policy's own consistency check of an output (a test oracle;
+  what may leave is decided by the independent gate, :mod:`clinic_ai.releasegate`).
 * :func:`strip_raster_metadata` - PNG/JPEG metadata removal without recompression.
 
 See ``README.md`` in this package for the decisions and known gaps.

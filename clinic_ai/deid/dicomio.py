@@ -71,6 +71,7 @@ __all__ = [
     "check_dataset_complete",
     "check_image_data",
     "element_vr",
+    "truncation",
 ]
 
 DicomSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
@@ -129,20 +130,43 @@ def _source_size(fp: BinaryIO) -> int | None:
         return None
 
 
-def _check_tail(ds: Dataset, size: int | None) -> None:
-    """pydicom stops silently at a partial element header: find unparsed trailing bytes."""
-    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+def truncation(ds: Dataset, size: int | None) -> str | None:
+    """The one truncation rule for every reader of a file as uploaded (this module's and
+    ``studies.imaging``'s, which defers large values): ``"pixels"`` when the pixel data runs
+    past the end of the file, ``"header"`` when another element does or bytes follow the last
+    element that pydicom did not read as one (a cut inside the next element's header, or
+    garbage), else ``None``. pydicom stops silently at a partial element, so each raw element's
+    end is compared with the file's size. Deflated files are left out (their offsets point into
+    the inflated stream); elements pydicom has already converted have no known end.
+
+    Call on a freshly read dataset (before its elements are accessed)."""
+    ts = getattr(getattr(ds, "file_meta", None), "get", lambda *_: None)("TransferSyntaxUID")
     if size is None or not len(ds) or ts is None or UID(ts).is_deflated:
-        return
-    last = ds.get_item(max(ds.keys()))
-    if not isinstance(last, RawDataElement) or last.value is None:
-        return
-    if last.length != _UNDEFINED:
-        end = last.value_tell + last.length
-    else:
-        end = last.value_tell + len(last.value) + 8  # + sequence delimitation item
-    if end < size:
-        raise TruncatedDicomError("DICOM input is truncated: trailing bytes do not form a complete element")
+        return None
+    end = None
+    for dataset in (getattr(ds, "file_meta", None) or {}, ds):
+        for tag in dataset.keys():
+            elem = dataset.get_item(tag, keep_deferred=True)
+            if not isinstance(elem, RawDataElement):
+                end = None
+                continue
+            if elem.length != _UNDEFINED:
+                end = elem.value_tell + elem.length
+            elif elem.value is not None:
+                end = elem.value_tell + len(elem.value) + 8  # + the sequence delimitation item
+            else:
+                end = None
+                continue
+            if end > size:
+                return "pixels" if int(tag) in _PIXEL_TAGS else "header"
+    if end is not None and end < size:
+        return "header"
+    return None
+
+
+def _check_tail(ds: Dataset, size: int | None) -> None:
+    if truncation(ds, size) is not None:
+        raise TruncatedDicomError("DICOM input is truncated: some elements end early or bytes are left over")
 
 
 def _is_image_class(sop_class: str) -> bool:

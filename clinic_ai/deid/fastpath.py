@@ -26,9 +26,7 @@ ambiguous VR that must change, a numeric value of the wrong length, an image wit
 data...), raises :class:`Fallback`: the caller then takes the pydicom path, which either handles
 the file or rejects it with its own reason. This module never rejects a file itself.
 
-:func:`validate_bytes` is the release gate on the output: the bytes are parsed again (here),
-the file meta and the markers are checked through pydicom (``validation.check_header``) and every
-other element against the policy the markers declare (``validation.check_value``).
+What may leave is decided by the independent release gate (:mod:`clinic_ai.releasegate`), not here.
 """
 
 from __future__ import annotations
@@ -62,13 +60,12 @@ from .encoding import (
     undefined_length_ok,
 )
 from .engine import _STRUCTURAL, DeidResult, _check_arguments, _file_meta, _set_markers, _Walker
-from .errors import ReleaseValidationError
 from .options import DeidOptions
-from .policy import Action, decide, tag_label
+from .policy import Action, tag_label
 from .temporal import shift_da, shift_dt
 from .uids import is_well_known_uid
 
-__all__ = ["Fallback", "FastResult", "deidentify_bytes", "parse_part10", "validate_bytes"]
+__all__ = ["Fallback", "FastResult", "deidentify_bytes", "parse_part10"]
 
 
 class Fallback(Exception):
@@ -615,8 +612,6 @@ class FastResult:
     """Counts and audit; ``result.dataset`` is the output's top level, decoded on access, with its
     PixelData a memoryview of ``data`` (to decode pixels, read ``data``)."""
     pseudonym: str
-    parsed: Part10
-    """This module's parse of ``data``."""
 
 
 def _meta_bytes(meta: FileMetaDataset) -> bytes:
@@ -689,81 +684,42 @@ def deidentify_bytes(
         if not isinstance(value, str) or "\\" in value:
             raise Fallback
         setattr(out, keyword, value)
-    head = _meta_bytes(_file_meta(source, out, walker))
+    meta = _file_meta(source, out, walker)
+    head = _meta_bytes(meta)
 
-    body = list(_flatten(sorted(top.items(), key=lambda item: item[0])))
-    if part.transfer_syntax == _DEFLATED:
-        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        deflated = compressor.compress(b"".join(body)) + compressor.flush()
-        body = [deflated + b"\x00" if len(deflated) % 2 else deflated]
-    output = b"".join((b"\x00" * 128, b"DICM", head, *body))  # the one copy of the pixel data
-    del body, top
+    ordered = sorted(top.items(), key=lambda item: item[0])
+    # A deflated input is released inflated (Explicit VR Little Endian: see engine._file_meta).
+    output = b"".join((b"\x00" * 128, b"DICM", head, *_flatten(ordered)))  # the one copy of the pixel data
+    del top
 
-    parsed = parse_part10(output)
-    released = _as_dataset(parsed, pixel_view=True)
-    return FastResult(data=output, result=walker.result(released), pseudonym=pseudonym, parsed=parsed)
+    released = _top_level(output, 132 + len(head), ordered, part.implicit)
+    released.file_meta = meta
+    return FastResult(data=output, result=walker.result(released), pseudonym=pseudonym)
 
 
-def validate_bytes(
-    data: bytes, *, expected_pseudonym: str | None = None, parsed: Part10 | None = None, dataset: Dataset | None = None
-) -> None:
-    """The release gate (:func:`~.validation.validate_released`) on bytes in memory.
-
-    The same checks, on this module's parse of ``data`` (``parsed`` and its ``dataset``, if the
-    caller has them):
-    the markers and the file meta through pydicom, every other element against the policy the
-    markers declare. If this parser refuses the bytes, or meets a value it does not decode
-    itself, pydicom reads the whole file instead.
-    """
-    from .validation import check_header, validate_released
-
-    try:
-        part = parsed or parse_part10(data)
-        problems: list[str] = []
-        options = check_header(dataset if dataset is not None else _as_dataset(part), expected_pseudonym, problems)
-        _check_tree(part.elements, options, expected_pseudonym, "", problems, part.implicit)
-    except Fallback:
-        validate_released(data, expected_pseudonym=expected_pseudonym)
-        return
-    if problems:
-        raise ReleaseValidationError(problems)
-
-
-def _check_tree(elements, options, pseudonym, parent: str, problems: list[str], implicit: bool) -> None:
-    from .validation import check_value
-
-    for elem in elements:
-        tag = elem.tag
-        path = f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)
-        if tag >> 16 & 1:
-            problems.append(f"{path}: private element present")
+def _top_level(output: bytes, pos: int, ordered: Output, implicit: bool) -> Dataset:
+    """The output's top level as :func:`_as_dataset` gives it (raw elements, decoded by pydicom
+    when read; PixelData a view), from the elements just written: no second parse of the file.
+    (Whether another reader reads the file the same way is the release gate's question.)"""
+    buf = memoryview(output)
+    raws = {}
+    for tag, chunk in ordered:
+        size = sum(len(piece) for piece in chunk) if isinstance(chunk, tuple) else len(chunk)
+        _, vr, length, start = _read_header(buf, pos, pos + size, implicit)
+        end = pos = pos + size
+        if tag == _PIXEL_DATA:
+            undefined = length == _UNDEFINED
+            value = buf[start : end - 8] if undefined else buf[start:end]
+            raws[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), vr, _UNDEFINED if undefined else len(value), value, start, implicit, True
+            )
             continue
-        if elem.items is not None:
-            decision = decide(tag, "SQ", options)
-            if decision.action in (Action.KEEP, Action.RECURSE):
-                for item, _ in elem.items:
-                    _check_tree(item, options, pseudonym, path, problems, implicit)
-            else:
-                check_value(path, "SQ", decision, elem.items, pseudonym, problems)
-            continue
-        vr = _decision_vr(elem)
-        if " " in vr:  # ambiguous ("US or SS"): fine when every reading keeps it
-            if all(decide(tag, v, options).action is Action.KEEP for v in vr.split(" or ")):
-                continue
-            raise Fallback
-        if elem.vr == "UN" and vr != "UN":
-            raise Fallback
-        decision = decide(tag, vr, options)
-        if decision.action is Action.KEEP:
-            continue
-        raw = bytes(elem.value)
-        if not raw and decision.action in (Action.REMOVE, Action.EMPTY):
-            continue
-        if vr in _TEXT_VRS:
-            if not raw.isascii() or b"\x1b" in raw:
-                raise Fallback
-            values = raw.decode().rstrip(" \x00").split("\\")
-            value = values[0] if len(values) == 1 else values
-        else:
-            value = convert_raw_data_element(RawDataElement(Tag(tag), elem.vr, len(raw), raw, 0, implicit, True)).value
-        check_value(path, vr, decision, value, pseudonym, problems)
+        value = bytes(buf[start:end])
+        if length == _UNDEFINED:  # a sequence (or an unknown element read as one), delimiter included
+            vr = None if vr in (None, "UN") and (tag >> 16 & 1 or _dictionary_vr(tag) != "SQ") else "SQ"
+        elif vr is None and not tag >> 16 & 1 and _dictionary_vr(tag) == "SQ":
+            vr = "SQ"
+        raws[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(value), value, start, implicit, True)
+    ds = Dataset(raws)
+    ds.set_original_encoding(implicit, True, None)
+    return ds

@@ -93,9 +93,10 @@ def burned_in_text_reason(ds: Dataset) -> str | None:
     name), never a value from the dataset that could be PHI. An object whose
     pixels were already cleaned by :func:`apply_pixel_mask` returns ``None``.
     """
-    if _pixels_cleaned(ds) and _str(ds, "BurnedInAnnotation") == "NO":
+    burned_in = _str(ds, "BurnedInAnnotation")
+    if burned_in == "NO" and _pixels_cleaned(ds):  # (the sequence is read only when it can matter)
         return None
-    if _str(ds, "BurnedInAnnotation") == "YES":
+    if burned_in == "YES":
         return "BurnedInAnnotation is YES"
     modality = _str(ds, "Modality")
     if modality in HIGH_RISK_MODALITIES:

@@ -6,9 +6,11 @@ must be held for a person to mask burned-in text, or is rejected, with a reason 
 
 The last step before any output is written is the independent release gate
 (:mod:`clinic_ai.releasegate`), which shares no code with this library: its own strict reader, its
-own allow-list, and the identifying values it reads from the original its own way. It runs after
-the library's own validators (kept for now) on every path: fast, pydicom, device-template masks,
-PNG/JPEG, and masks a person drew (:func:`apply_mask`, which needs the quarantined original).
+own allow-list, and the identifying values it reads from the original its own way. It is the only
+release check, on every path: fast, pydicom, device-template masks, PNG/JPEG, and masks a person
+drew (:func:`apply_mask`, which needs the quarantined original). (The library's own validators,
+which shared the de-identifier's parser and policy, were retired: they could not see a leak both
+made, and they cost as much as the gate.)
 
 A refusal by the gate **rejects** the file, with the reason
 ``"The release check refused the file: <gate's reason>"``: the de-identifier produced an output
@@ -34,14 +36,13 @@ from clinic_ai.releasegate import GateOptions, GateRefused, check_dicom_release,
 from .dicomio import dicom_to_bytes, read_dicom
 from .engine import deidentify_dataset
 from .errors import DeidentificationError, ReleaseValidationError
-from .fastpath import Fallback, FastResult, deidentify_bytes, validate_bytes
+from .fastpath import Fallback, FastResult, deidentify_bytes
 from .files import write_atomic
 from .options import DeidOptions
 from .pixels import Box, apply_pixel_mask, burned_in_text_reason
 from .pseudonyms import date_shift_days as shift_for
 from .pseudonyms import patient_key_from_dataset, patient_pseudonym
 from .raster import strip_raster_bytes
-from .validation import validate_released
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,9 @@ def process_dicom(
     project_key: str,
     template_for: Callable[[Device], Sequence[Box] | None],
     detector: TextDetector | None,
+    durable: bool = True,
 ) -> Outcome:
+    """``durable``: fsync the output before returning (see :func:`files.write_atomic`)."""
     fast = None
     try:
         fast = _fast_path(Path(src), options, uid_secret, patient_secret, project_key)
@@ -204,17 +207,14 @@ def process_dicom(
     device = _device(ds)
     header_reason = burned_in_text_reason(ds)
     template = template_for(device) if device is not None else None
-    # Every output is validated before it is written: nothing unchecked ever sits at `dst`.
+    # Every output passes the gate before it is written: nothing unchecked ever sits at `dst`.
     try:
         if template:
             data = dicom_to_bytes(apply_pixel_mask(read_dicom(fast.data) if fast is not None else ds, list(template)))
-            validate_released(data, expected_pseudonym=pseudonym)
         elif fast is not None:
             data = fast.data
-            validate_bytes(data, expected_pseudonym=pseudonym, parsed=fast.parsed, dataset=fast.result.dataset)
         else:
             data = dicom_to_bytes(ds)
-            validate_released(data, expected_pseudonym=pseudonym)
         # The last step before the write: the independent gate, against the original's bytes.
         release_check_dicom(
             Path(src).read_bytes(),
@@ -228,7 +228,7 @@ def process_dicom(
         return Outcome(status="rejected", reason=rejection_reason(exc), audit=audit)
     except OSError:
         return Outcome(status="rejected", reason="The original could not be read again for the release check.")
-    write_atomic(data, dst)
+    write_atomic(data, dst, durable=durable)
     boxes = _text_boxes(detector, Path(dst), "dicom")
     outcome = Outcome(status="released", audit=audit, device=device, masked_by_template=bool(template))
     if boxes is None:
@@ -244,7 +244,7 @@ def process_dicom(
     return outcome
 
 
-def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Outcome:
+def process_raster(src: Path, dst: Path, *, detector: TextDetector | None, durable: bool = True) -> Outcome:
     try:
         data, stripped = strip_raster_bytes(Path(src).read_bytes())
         release_check_raster(data, stripped.format)  # the last step before the write
@@ -252,7 +252,7 @@ def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Ou
         return Outcome(status="rejected", reason=str(exc), audit={"gate_rule": exc.rule})
     except DeidentificationError as exc:
         return Outcome(status="rejected", reason=rejection_reason(exc))
-    write_atomic(data, dst)
+    write_atomic(data, dst, durable=durable)
     audit = {
         "format": stripped.format,
         "metadata_removed": list(stripped.removed),
@@ -285,7 +285,6 @@ def apply_mask(
         if original is None or options is None:
             raise ReleaseRefused(GateRefused("unreadable", "The original is no longer available to check against."))
         data = dicom_to_bytes(apply_pixel_mask(read_dicom(src), list(boxes)))
-        validate_released(data, expected_pseudonym=expected_pseudonym)
         release_check_dicom(
             Path(original).read_bytes(),
             data,

@@ -27,10 +27,13 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+from pydicom import config as pydicom_config
 from pydicom import dcmread
-from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.charset import convert_encodings, decode_bytes, default_encoding
 from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import RawDataElement
+from pydicom.filereader import _is_implicit_vr, data_element_generator
+from pydicom.hooks import hooks
 
 from .dictionary import (
     CODING_SCHEME_OIDS,
@@ -166,6 +169,86 @@ def _pydicom_tree(ds, texts: list[str], vocabulary: list[str], words: frozenset[
     return out
 
 
+class _NotLean(Exception):
+    """The lean reading met something only pydicom's full conversion can tell: read it fully."""
+
+
+def _lean_elements(elements, texts: list[str], vocabulary: list[str], words: frozenset[int], depth: int) -> list:
+    """:func:`_pydicom_tree`'s tree and texts without building a pydicom Dataset per sequence item.
+
+    pydicom's own functions do the reading (``_is_implicit_vr``, ``data_element_generator``,
+    the ``raw_element_vr`` hook), composed as ``read_sequence`` / ``read_sequence_item`` /
+    ``read_dataset`` compose them; only the Dataset objects, which cost most of the re-read,
+    are left out. Anything else (a maybe-sequence pydicom would decode as a value, an
+    exception) falls back to the full conversion, so the answer is pydicom's either way."""
+    out = []
+    for key in sorted(elements, key=int):
+        tag, elem = int(key), elements[key]
+        if isinstance(elem, RawDataElement):
+            if not _maybe_sequence(elem, tag):
+                out.append((tag, None))
+                continue
+            data: dict = {}
+            hooks.raw_element_vr(elem, data, encoding=None, ds=None)
+            if data["VR"] != "SQ":
+                raise _NotLean
+            items = _lean_sequence(elem.value or b"", elem.is_implicit_VR, elem.is_little_endian)
+            out.append((tag, [_lean_elements(item, texts, vocabulary, words, depth + 1) for item in items]))
+        elif elem.VR == "SQ":  # an undefined-length sequence, converted by the generator itself
+            out.append(
+                (
+                    tag,
+                    [
+                        _lean_elements({k: item.get_item(k) for k in item.keys()}, texts, vocabulary, words, depth + 1)
+                        for item in elem.value
+                    ],
+                )
+            )
+        else:  # converted while reading (as pydicom does SpecificCharacterSet): its text, as below
+            out.append((tag, None))
+            if not (tag == PIXEL_DATA and depth == 0) and elem.value is not None:
+                (vocabulary if elem.VR == "CS" or tag in words else texts).append(_text_of(elem.value))
+    return out
+
+
+def _lean_sequence(value: bytes, implicit: bool, little: bool) -> list[dict]:
+    head = struct.Struct("<HHL" if little else ">HHL")
+    fp, n, items = io.BytesIO(value), len(value), []
+    while fp.tell() < n:  # read_sequence, with bytelength = len(value) as convert_SQ passes it
+        header = fp.read(8)
+        if len(header) < 8:
+            raise _NotLean
+        group, element, length = head.unpack(header)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            break
+        items.append(_lean_dataset(fp, implicit, little, None if length == 0xFFFFFFFF else length))
+    return items
+
+
+def _lean_dataset(fp, implicit: bool, little: bool, length: int | None) -> dict:
+    start = fp.tell()
+    implicit = _is_implicit_vr(fp, implicit, little, None, is_sequence=True)
+    fp.seek(start)
+    elements: dict = {}
+    generator = data_element_generator(fp, implicit, little, None, None, default_encoding, None)
+    try:
+        if length is None:
+            for elem in generator:
+                elements[elem.tag] = elem
+        else:
+            while fp.tell() - start < length:
+                elem = next(generator)
+                elements[elem.tag] = elem
+    except StopIteration:
+        pass
+    except EOFError:
+        if pydicom_config.settings.reading_validation_mode == pydicom_config.RAISE:
+            raise
+    except NotImplementedError:
+        pass
+    return elements
+
+
 def vocabulary_tags(options: GateOptions) -> frozenset[int]:
     return _vocabulary_tags(options.clean_descriptors)
 
@@ -191,7 +274,15 @@ def rule_two_readings(output: bytes, parsed: Parsed, words: frozenset[int]) -> t
             charset = ds.get("SpecificCharacterSet", "") or ""
             terms = [charset] if isinstance(charset, str) else list(charset)
             decode = not all(str(term).strip() in _PLAIN_CHARSETS for term in terms)
-            theirs = _pydicom_tree(ds, texts, vocabulary, words, 0, decode)
+            theirs = None
+            if not decode:
+                try:
+                    theirs = _lean_elements({k: ds.get_item(k) for k in ds.keys()}, texts, vocabulary, words, 0)
+                except Exception:
+                    theirs = None  # pydicom's full conversion decides, below
+            if theirs is None:
+                texts, vocabulary = [], []
+                theirs = _pydicom_tree(ds, texts, vocabulary, words, 0, decode)
             their_meta = [int(t) for t in ds.file_meta.keys()]
         except Exception:
             raise GateRefused("two-readings", "pydicom cannot read the released file as DICOM.") from None

@@ -12,8 +12,9 @@ Collected (each value also split into its backslash-separated parts):
 
 * every UI value outside ``1.2.840.10008.`` (except the well-known coding-scheme OIDs);
 * every PN value and each of its components of 3 characters or more;
-* every ID-like value: an LO/SH/UC element whose keyword ends in ID, IDs, Number, Numbers or
-  Identifier, plus a fixed list (PatientID, OtherPatientIDs, AccessionNumber, ...), 3+ characters
+* every ID-like value: an LO/SH/UC element listed in Table E.1-1 whose keyword ends in ID, IDs,
+  Number, Numbers or Identifier, plus a fixed list (PatientID, OtherPatientIDs, AccessionNumber,
+  ...), 3+ characters (an unlisted one, such as ImageID, is released as it came)
   (not CS: StudyStatusID "COMPLETED" is an enumeration, not an identifier);
 * every DA value and the date part of every DT value, as ``YYYYMMDD`` and ``YYYY-MM-DD``.
 
@@ -46,6 +47,7 @@ from .dictionary import (
     SEQUENCE_DELIMITER,
     VENDOR_SOP_CLASSES,
     VR_BYTES,
+    profile_rows,
 )
 
 __all__ = ["Needles", "harvest"]
@@ -139,7 +141,14 @@ def _kinds(tag: int, stated_vr: str) -> tuple[bool, bool, bool, bool, bool]:
     dict_vr = _vr_of(tag) if not tag >> 16 & 1 else ""
     vrs = {stated_vr, *dict_vr.split(" or ")}
     name = _keyword(tag)
-    id_like = bool(vrs & _ID_VRS) and bool(name) and (name in _ID_KEYWORDS or name.endswith(_ID_SUFFIXES))
+    # Named as an identifier AND listed in Table E.1-1 (the profile does not keep it as it is):
+    # an unlisted one (ImageID, OpticalPathIdentifier, WedgeID) names equipment or structure, and
+    # is released as it came, so its value cannot be a reason to refuse.
+    id_like = (
+        bool(vrs & _ID_VRS)
+        and bool(name)
+        and (name in _ID_KEYWORDS or (name.endswith(_ID_SUFFIXES) and tag in profile_rows()))
+    )
     return "UI" in vrs, "PN" in vrs, "DA" in vrs, "DT" in vrs, id_like
 
 

@@ -47,6 +47,8 @@ from pydicom.pixels import (
 from pydicom.pixels.utils import get_expected_length, get_nr_frames
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from clinic_ai.deid.dicomio import truncation
+
 StrPath = str | os.PathLike[str]
 
 __all__ = [
@@ -269,23 +271,11 @@ def _read_dicom(path: StrPath) -> tuple[Dataset, UID]:
 
 
 def _check_not_truncated(ds: Dataset, size: int) -> None:
-    """pydicom reads a cut-off file without complaint, so look for elements that run past its end."""
-    last_end = None
-    for dataset in (ds.file_meta, ds):
-        for tag in dataset.keys():
-            elem = dataset.get_item(tag, keep_deferred=True)
-            if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
-                last_end = None  # an undefined length element: its end is not known here
-                continue
-            end = elem.value_tell + elem.length
-            if end > size:
-                if tag in _PIXEL_DATA_TAGS:
-                    raise RejectedFile("The DICOM file is truncated: its pixel data is shorter than its header says.")
-                raise RejectedFile("The DICOM file is truncated: it ends in the middle of its header.")
-            last_end = end
-    # Fewer than 8 bytes after the last element cannot be a complete element: the file was cut inside
-    # the next element's tag.
-    if last_end is not None and 0 < size - last_end < 8:
+    """The de-identification library's truncation rule (one rule for every reader), in words."""
+    cut = truncation(ds, size)
+    if cut == "pixels":
+        raise RejectedFile("The DICOM file is truncated: its pixel data is shorter than its header says.")
+    if cut is not None:
         raise RejectedFile("The DICOM file is truncated: it ends in the middle of its header.")
 
 

@@ -24,7 +24,7 @@ from clinic_ai.deid import DeidOptions, ReleaseValidationError, validate_release
 from clinic_ai.deid.dicomio import dicom_to_bytes, read_dicom
 from clinic_ai.deid.engine import deidentify_dataset
 from clinic_ai.deid.errors import DeidentificationError
-from clinic_ai.deid.fastpath import Fallback, deidentify_bytes, parse_part10, validate_bytes
+from clinic_ai.deid.fastpath import Fallback, deidentify_bytes, parse_part10
 from clinic_ai.deid.process import process_dicom
 
 from . import corpus as C
@@ -197,8 +197,8 @@ def _released(name: str) -> tuple[bytes, str]:
     return fast.data, fast.pseudonym
 
 
-@pytest.mark.parametrize("validate", [validate_released, validate_bytes], ids=["pydicom", "fast"])
-def test_both_validators_accept_the_output_and_catch_a_reintroduced_leak(validate) -> None:
+def test_the_policy_validator_accepts_the_output_and_catches_a_reintroduced_leak() -> None:
+    validate = validate_released
     data, pseudonym = _released("ct")
     validate(data, expected_pseudonym=pseudonym)
 
@@ -231,27 +231,11 @@ def test_both_validators_accept_the_output_and_catch_a_reintroduced_leak(validat
         validate(data, expected_pseudonym="ANON-SOMEONEELSE")
 
 
-@pytest.mark.parametrize("name", ["ct", "us_j2k", "deflated", "enhanced_mr_multiframe", "implicit_rtdose"])
-def test_fast_validator_rejects_the_original(name: str) -> None:
-    with pytest.raises(ReleaseValidationError) as info:
-        validate_bytes(_corpus()[name])
-    problems = "\n".join(info.value.problems)
-    assert "private element present" in problems
-    assert "UID not replaced" in problems
-    for needle in C.NEEDLES:
-        assert needle.lower() not in problems.lower()
-
-
 def test_the_pipeline_writes_what_the_fast_path_gives(tmp_path) -> None:
     for name, data in _corpus().items():
         src, dst = tmp_path / f"{name}.dcm", tmp_path / f"{name}-out.dcm"
         src.write_bytes(data)
         outcome = _process(src, dst)
-        if name == "deflated":  # the release gate cannot vouch for a deflated data set: never released
-            assert outcome.status == "rejected"
-            assert outcome.reason.startswith("The release check refused the file:")
-            assert not dst.exists()
-            continue
         assert outcome.status in ("released", "held"), (name, outcome.reason)
         slow = _pydicom_path(data, DeidOptions())
         assert not isinstance(slow, Exception)

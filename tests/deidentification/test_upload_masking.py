@@ -44,9 +44,7 @@ def _release_held_without_boxes(user) -> None:
 
 
 def test_planted_identifiers_survive_nowhere(client, project, radiologist, caplog):
-    # Not the deflated one: the release gate cannot vouch for a deflated data set and rejects it
-    # (test_fastpath's pipeline test covers that).
-    corpus = {name: build_file(name) for name in CORPUS_SOURCES if name != "deflated"}
+    corpus = {name: build_file(name) for name in CORPUS_SOURCES}  # (a deflated one is released inflated)
     # Browsers send folder paths, and folders are often named after the patient.
     files = {f"Doe^Jane^Quincy MRN55501234/IM{i}.dcm": item.data for i, item in enumerate(corpus.values())}
     files["photo.png"] = png_with_metadata()

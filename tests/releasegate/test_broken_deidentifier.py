@@ -49,7 +49,7 @@ def broken_policy(monkeypatch):
     monkeypatch.setattr(fastpath, "_PLANS", {})  # no plan made by the sound policy, none kept after
 
 
-def test_the_broken_de_identifier_fools_its_own_validators(broken_policy):
+def test_the_broken_de_identifier_fools_its_own_validator(broken_policy):
     # Without this, the test below could pass for another reason (e.g. the name not being there).
     data = scan_with_a_nested_name()
     fast = fastpath.deidentify_bytes(
@@ -59,7 +59,6 @@ def test_the_broken_de_identifier_fools_its_own_validators(broken_policy):
         identity=lambda ds: pipeline.keys_for(ds, secret=PATIENT_SECRET, project_key=PROJECT_KEY)[1:],
     )
     assert PATIENT_NAME.encode() in fast.data
-    fastpath.validate_bytes(fast.data, expected_pseudonym=fast.pseudonym, parsed=fast.parsed)  # no complaint
     validation.validate_released(fast.data, expected_pseudonym=fast.pseudonym)  # no complaint
 
 

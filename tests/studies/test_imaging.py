@@ -307,6 +307,44 @@ def test_header_cut_short_is_truncated(tmp_path):
     assert exc.value.reason == "The DICOM file is truncated: it ends in the middle of its header."
 
 
+def _cuts(data: bytes) -> dict[str, bytes]:
+    header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    inside_value = header.get_item("SeriesInstanceUID").value_tell + 5
+    return {
+        "whole": data,
+        "cut-in-value": data[:inside_value],
+        "cut-in-pixels": data[: len(data) - 10_000],
+        "cut-in-next-header": data + b"\x10\x00\x10",  # 3 bytes of another element's tag
+        "trailing-garbage": data + b"\xff" * 5,
+        "trailing-item-delimiter": data + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00",
+    }
+
+
+@pytest.mark.parametrize(
+    "cut", ["whole", "cut-in-value", "cut-in-pixels", "cut-in-next-header", "trailing-garbage", "trailing-item-delimiter"]
+)
+def test_the_upload_check_and_the_de_identifier_read_truncation_one_way(tmp_path, cut):
+    """One truncation rule (``deid.dicomio.truncation``): what the upload accepts, the
+    de-identifier reads, and what one refuses as truncated, the other does too."""
+    from clinic_ai.deid.dicomio import read_dicom
+    from clinic_ai.deid.errors import DeidentificationError
+
+    data = _cuts(Path(corpus_file("CT_small.dcm")).read_bytes())[cut]
+    path = tmp_path / "file.dcm"
+    path.write_bytes(data)
+    try:
+        inspect_dicom(path, max_pixels=MAX_PIXELS)
+        upload_ok = True
+    except RejectedFile:
+        upload_ok = False
+    try:
+        read_dicom(path)
+        deid_ok = True
+    except DeidentificationError:
+        deid_ok = False
+    assert upload_ok == deid_ok == (cut == "whole")
+
+
 @pytest.mark.parametrize("name", ["CT_small.dcm", "JPEG2000.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm"])
 def test_any_cut_point_is_rejected_cleanly(tmp_path, name):
     """Cut a file at many points: each result is a clean rejection (or, for a cut after the last

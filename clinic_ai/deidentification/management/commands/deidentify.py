@@ -5,13 +5,16 @@
 Each file is validated by content (the upload's checks), then de-identified by the same code as
 the upload pipeline. Released files are written under names made from their new UIDs or content
 hashes, never from the input names. Held files (burned-in text suspected) are not written.
+Outputs are made in a work folder inside OUTPUT_DIR and renamed into place; the command flushes
+them to disk once, before it writes the report (not once per file, as uploads do).
 REPORT.json: {"files": [{"input", "status", "output", "reason"}]}, every input exactly once.
 """
 
 import hashlib
 import json
-import shutil
+import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -42,11 +45,13 @@ class Command(BaseCommand):
         if target_root == source_root or source_root in target_root.parents:
             raise CommandError("OUTPUT_DIR must not be inside INPUT_DIR")
         target_root.mkdir(parents=True, exist_ok=True)
-        context = self._context(project, ocr=not no_ocr)
+        context = replace(self._context(project, ocr=not no_ocr), durable=False)
         rows = []
-        with tempfile.TemporaryDirectory(prefix="deid-") as scratch:
+        # The work folder is inside OUTPUT_DIR: a released file is renamed into place, never copied.
+        with tempfile.TemporaryDirectory(prefix=".deid-work-", dir=target_root) as scratch:
             for path in sorted(p for p in source_root.rglob("*") if p.is_file() and not p.is_symlink()):
                 rows.append(self._one(path, source_root, target_root, Path(scratch), context))
+        os.sync()  # every output on disk before the report says so
         Path(report).write_text(json.dumps({"files": rows}, indent=2))
         counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("released", "held", "rejected")}
         self.stdout.write(
@@ -65,8 +70,6 @@ class Command(BaseCommand):
             raise CommandError("No such project")
         context = services.context_for_project(found)
         if not ocr:
-            from dataclasses import replace
-
             context = replace(context, detector=None)
         return context
 
@@ -91,7 +94,7 @@ class Command(BaseCommand):
                 name = str(pydicom.dcmread(work, stop_before_pixels=True).SOPInstanceUID) + ".dcm"
             else:
                 name = hashlib.sha256(work.read_bytes()).hexdigest()[:40] + (".png" if kind == "png" else ".jpg")
-            shutil.move(work, target_root / name)
+            os.replace(work, target_root / name)
             row["output"] = name
         work.unlink(missing_ok=True)
         return row
