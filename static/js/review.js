@@ -47,7 +47,8 @@
   });
 
   document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    // A key held down repeats: it must not decide image after image as each one is shown.
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
     const target = event.target;
     if (target === comment || (target instanceof HTMLElement && target.matches("input[type=text], textarea, select"))) {
       if (event.key === "Escape") target.blur();

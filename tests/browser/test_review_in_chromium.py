@@ -21,6 +21,7 @@ def two_results(transactional_db, client):
     from clinic_ai.accounts.models import TaskType, User
     from clinic_ai.accounts.services import membership_set, project_create
     from clinic_ai.deidentification.models import DeidProfile
+    from clinic_ai.studies import storage
     from clinic_ai.studies.models import Image
     from tests.conftest import run_pipeline_inline, upload_through_api
     from tests.factories import EnsembleFactory, InferenceResultFactory
@@ -38,8 +39,13 @@ def two_results(transactional_db, client):
         run_pipeline_inline()  # no ensemble yet: nothing for TensorFlow to run
     images = list(Image.objects.order_by("released_at"))
     ensemble = EnsembleFactory(project=project, name="Demo", version="1")
+    heatmap = storage.media_path("heatmaps/review-test/ensemble.png")
+    heatmap.parent.mkdir(parents=True, exist_ok=True)
+    heatmap.write_bytes(distinct_png(99, size=256))
     for image, p in zip(images, (0.9, 0.3), strict=True):
-        InferenceResultFactory(image=image, ensemble=ensemble, p=p)
+        InferenceResultFactory(
+            image=image, ensemble=ensemble, p=p, heatmaps={"ensemble": "heatmaps/review-test/ensemble.png"}
+        )
     return [str(image.pk) for image in images]
 
 
@@ -80,6 +86,12 @@ def test_the_demo_radiologist_reviews_with_the_keyboard_and_corrects_a_result(li
     _shown(page, first)
     assert "pneumonia" in page.locator("#review-ai-call").inner_text()
     assert "A" in page.locator("#review-keys").inner_text()
+    assert page.locator("#heatmap-overlay").is_hidden()
+    page.keyboard.press("h")  # the ensemble's heatmap over the image, and off again
+    page.wait_for_function("() => document.getElementById('heatmap-overlay').naturalWidth > 0")
+    assert page.locator("#heatmap-overlay").is_visible()
+    page.keyboard.press("h")
+    assert page.locator("#heatmap-overlay").is_hidden()
 
     page.keyboard.press("a")  # agree: the first is saved and the next image is shown
     _shown(page, second)

@@ -222,6 +222,18 @@ def test_the_review_page_shows_probabilities_members_uncertainty_versions_and_hi
     assert "js/review.js" in page and "<kbd>A</kbd>" in page and "onclick" not in page
 
 
+def test_the_review_page_lays_the_ensembles_heatmap_over_the_image(client, project, radiologist, make_result):
+    result = make_result(heatmaps={"ensemble": "heatmaps/x/ensemble.png", "cnn-a": "heatmaps/x/cnn-a.png"})
+    client.force_login(radiologist)
+    page = client.get(reverse("review:review_image", args=[project.pk, result.image_id])).content.decode()
+    heatmap = reverse("inference:result_heatmap", args=[result.pk, "ensemble"])
+    assert f'id="heatmap-overlay" class="heatmap-overlay" alt="" src="{heatmap}" hidden' in page
+    assert 'id="heatmap-toggle"' in page and "<kbd>H</kbd>" in page
+    without = make_result()
+    page = client.get(reverse("review:review_image", args=[project.pk, without.image_id])).content.decode()
+    assert "heatmap-overlay" not in page and "heatmap-toggle" not in page
+
+
 def test_deciding_goes_to_the_next_image_in_the_worklist_order(client, project, radiologist, make_result):
     low, high, middle = make_result(p=0.2), make_result(p=0.95), make_result(p=0.55)
     client.force_login(radiologist)
