@@ -40,7 +40,8 @@ class Label(UUIDModel):
     """One person's label of one image.
 
     A reader labels an image once: changing or undoing a label keeps the old row with
-    `is_current=False` (the history), so at most one current row per image, reader and source.
+    `is_current=False` (the history), so at most one current row per image, reader and source
+    (and, for source "review", one review decision and one adjudication).
     """
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="labels")
@@ -58,8 +59,11 @@ class Label(UUIDModel):
     class Meta:
         ordering = ["created"]
         constraints = [
+            # A radiologist may hold both a review decision and an adjudication of one image.
             models.UniqueConstraint(
-                fields=["image", "reader", "source"], condition=Q(is_current=True), name="one_current_label_per_reader"
+                fields=["image", "reader", "source", "adjudication"],
+                condition=Q(is_current=True),
+                name="one_current_label_per_reader",
             )
         ]
         indexes = [models.Index(fields=["project", "source", "is_current"])]

@@ -11,9 +11,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user
+from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user, role_in_project
 from clinic_ai.core.http import RequestRefused, json_body, json_endpoint, json_int, request_body
 from clinic_ai.pipeline import tasks as pipeline
+from clinic_ai.review.selectors import REVIEW_ROLES, current_reviews, image_has_reviewable_result
 from clinic_ai.studies import imaging, services
 from clinic_ai.studies.forms import WorklistFilterForm
 from clinic_ai.studies.models import ImageStatus, PreviewStatus, UploadedFile, UploadStatus
@@ -53,11 +54,17 @@ def study_detail(request, study_id):
 def image_detail(request, image_id):
     image = get_image_for_user(request.user, image_id)
     frame = _frame_param(request, image)
+    released = image.status == ImageStatus.RELEASED
+    can_review = released and role_in_project(request.user, image.project) in REVIEW_ROLES
     return render(
         request,
         "studies/image_detail.html",
         {
             "image": image,
+            "reviews": current_reviews([image.pk]).get(image.pk, []) if released else [],
+            "review_url": reverse("review:review_image", args=[image.project_id, image.pk])
+            if can_review and image_has_reviewable_result(image)
+            else None,
             "metadata": sorted(image.metadata.items()),
             "frame": frame,
             "frames": range(image.frames),

@@ -51,6 +51,7 @@ FORMS = {
     "inference:ensemble_activate",
     "labelling:settings_update",
     "labelling:adjudicate",
+    "review:decide",
 }
 PAGES = {
     "home",
@@ -76,6 +77,8 @@ PAGES = {
     "labelling:queue_api",
     "labelling:adjudication_list",
     "labelling:label_export",
+    "review:worklist",
+    "review:review_image",
 }
 # Django's admin site is hardened under its own item of issue 7 (status and paths read-only).
 NOT_HERE = {"admin"}
@@ -317,6 +320,9 @@ def _url(name, world) -> str:
         "labelling:adjudication_list": {"project_id": world["project"].pk},
         "labelling:adjudicate": {"project_id": world["project"].pk, "image_id": world["released"].pk},
         "labelling:label_export": {"project_id": world["project"].pk, "fmt": "csv"},
+        "review:worklist": {"project_id": world["project"].pk},
+        "review:review_image": {"project_id": world["project"].pk, "image_id": world["released"].pk},
+        "review:decide": {"project_id": world["project"].pk, "image_id": world["released"].pk},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 
@@ -518,6 +524,7 @@ HARMLESS_FORM_BODIES = [
         "inference:ensemble_activate",
         "labelling:settings_update",
         "labelling:adjudicate",
+        "review:decide",
     ],
 )
 def test_hostile_bodies_on_the_other_forms_never_get_a_500(client, world, project_admin, name):
@@ -554,6 +561,9 @@ HOSTILE_QUERIES = [
     "action=%00",
     "action=%ED%A0%80",
     "next=%00",
+    "priority=%00&state=%FF%FE",
+    "rank_class=%ED%A0%80&modality=" + "x" * 5000,
+    "ai_class=%00&ai_call=positive",
     "page=1&page=2&page=%FF",
 ]
 
@@ -565,3 +575,51 @@ def test_pages_never_answer_500_to_a_hostile_query(client, world, radiologist):
         for query in HOSTILE_QUERIES:
             response = client.get(f"{url}?{query}")
             assert response.status_code in (200, 302, 403, 404), (name, query[:40], response.status_code)
+
+
+def test_hostile_review_decisions_get_a_400_or_a_refusal_and_store_nothing(client, world, radiologist):
+    """The review form with a finished AI result to judge: whatever the body, nothing is stored
+    unless it is a whole, valid decision; the review pages with hostile queries still answer."""
+    from clinic_ai.inference.models import Ensemble, InferenceResult, ResultStatus
+    from clinic_ai.labelling.models import Label
+    from clinic_ai.review.models import Review
+
+    ensemble = Ensemble.objects.create(project=world["project"], slug="hostile-review", name="H", is_active=True)
+    result = InferenceResult.objects.create(
+        image=world["released"],
+        ensemble=ensemble,
+        status=ResultStatus.DONE,
+        labels=["pneumonia"],
+        probabilities={"normal": 0.3, "pneumonia": 0.7},
+        uncertainty={"entropy": "NaN", "member_std": None},
+        members=[{"name": 5}, "not a member"],
+        versions={"ensemble": 7},
+    )
+    client.force_login(radiologist)
+    url = _url("review:decide", world)
+    r = f"result={result.pk}".encode()
+    bodies = [*HARMLESS_FORM_BODIES]
+    bodies += [
+        (r + b"&decision=disagree&values=%00", FORM),
+        (r + b"&decision=disagree&values=fracture", FORM),
+        (r + b"&decision=disagree&values=pneumonia", FORM),  # the AI's own call: refused
+        (r + b"&decision=disagree&values=normal&values=pneumonia", FORM),
+        (r + b"&decision=agree&comment=a%00b", FORM),
+        (r + b"&decision=agree&comment=" + b"x" * 1001, FORM),
+        (r + b"&decision=agree&request_id=%ED%A0%80", FORM),
+        (r + b"&decision=%ED%A0%80", FORM),
+        (r + b"&decision=agree&result=" + str(uuid.uuid4()).encode(), FORM),
+        (f"result={uuid.uuid4()}&decision=agree".encode(), FORM),
+        (b"result=\xff&decision=agree", FORM),
+        (r + b"&decision=agree", JSON),
+    ]
+    for body, content_type in bodies:
+        response = client.post(url, data=body, content_type=content_type)
+        assert response.status_code in (302, 400), (body[:60], response.status_code)
+        assert not Review.objects.exists() and not Label.objects.exists(), body[:60]
+    for name in ("review:worklist", "review:review_image"):
+        for query in HOSTILE_QUERIES:
+            response = client.get(f"{_url(name, world)}?{query}")
+            assert response.status_code == 200, (name, query[:40], response.status_code)
+    assert client.post(url, data=r + b"&decision=agree", content_type=FORM).status_code == 302
+    assert Review.objects.count() == 1

@@ -34,6 +34,7 @@ POST_ONLY = {
     "labelling:label_api",
     "labelling:undo_api",
     "labelling:adjudicate",
+    "review:decide",
 }
 
 
@@ -96,6 +97,8 @@ def site(client):
         "labelling:queue_api": reverse("labelling:queue_api", args=[project.pk]),
         "labelling:adjudication_list": reverse("labelling:adjudication_list", args=[project.pk]),
         "labelling:label_export": reverse("labelling:label_export", args=[project.pk, "csv"]),
+        "review:worklist": reverse("review:worklist", args=[project.pk]) + "?state=all",
+        "review:review_image": reverse("review:review_image", args=[project.pk, released.pk]),
         # Not pages of ours, but served by us all the same:
         "admin:index": reverse("admin:index"),
         "admin:studies_image_changelist": reverse("admin:studies_image_changelist"),
@@ -148,6 +151,7 @@ def test_every_page_carries_the_security_headers(client, site, settings, usernam
         # The admin sees (nearly) everything: the list checked pages, not error pages.
         assert statuses["studies:image_detail"] == statuses["deidentification:image_mask"] == 200
         assert statuses["admin:studies_image_change"] == 200
+        assert statuses["review:worklist"] == statuses["review:review_image"] == 200
 
 
 def test_error_pages_carry_the_headers_too(client, settings):
