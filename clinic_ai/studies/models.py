@@ -5,6 +5,15 @@ from django.urls import reverse
 from clinic_ai.core.models import UUIDModel
 
 
+class UploadLabelMode(models.TextChoices):
+    """How the files of an upload get their labels at source (chosen on the upload page)."""
+
+    NONE = "none", "No labels"
+    BATCH = "batch", "One label for the whole upload"
+    FOLDERS = "folders", "From folder names"
+    CSV = "csv", "From a CSV of file names and labels"
+
+
 class UploadBatch(UUIDModel):
     """One browser upload: many files, one progress view."""
 
@@ -17,6 +26,14 @@ class UploadBatch(UUIDModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The browser's file names are kept for UPLOAD_NAME_RETENTION_HOURS after the upload, then erased.
     names_erased_at = models.DateTimeField(null=True, blank=True)
+    label_mode = models.CharField(max_length=8, choices=UploadLabelMode.choices, default=UploadLabelMode.NONE)
+    # The one label of every file (mode "batch"), cleaned against the project's classes.
+    label_values = models.JSONField(null=True, blank=True, default=None)
+    # Mode "csv": {normalised file name or relative path: label values}. Names may name a patient:
+    # erased with the file names; null until the CSV arrives (files are refused until then).
+    label_csv = models.JSONField(null=True, blank=True, default=None)
+    # What was wrong in the CSV, by line number only (no names): {"rows", "labelled", "bad_rows", "bad_count"}.
+    label_csv_report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -30,6 +47,13 @@ class UploadStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     DUPLICATE = "duplicate", "Already uploaded"
     REJECTED = "rejected", "Rejected"
+
+
+class UploadLabelState(models.TextChoices):
+    NONE = "", "No label asked"
+    LABELLED = "labelled", "Labelled"
+    # Mode "folders": no enclosing folder is a class; mode "csv": the CSV does not name the file.
+    UNMATCHED = "unmatched", "No label found"
 
 
 UPLOAD_DONE = (UploadStatus.UNPACKED, UploadStatus.ACCEPTED, UploadStatus.DUPLICATE, UploadStatus.REJECTED)
@@ -51,6 +75,10 @@ class UploadedFile(UUIDModel):
     reason = models.TextField(blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     image = models.ForeignKey("studies.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The label chosen at upload, worked out from the name while it is still known (declare or
+    # unpack time) and written as a Label (source "upload") when the file is filed as an image.
+    label_values = models.JSONField(null=True, blank=True, default=None)
+    label_state = models.CharField(max_length=9, choices=UploadLabelState.choices, default="", blank=True)
 
     class Meta:
         ordering = ["created", "id"]
