@@ -419,3 +419,34 @@ def test_folder_label_reads_backslashes_and_ignores_the_file_name(project):
     assert upload_labels.folder_label("a\\Normal\\x.png", project) == ["normal"]
     assert upload_labels.folder_label("normal", project) is None  # a file named like a class
     assert upload_labels.folder_label("./pneumonia/./x.png", project) == ["pneumonia"]
+
+
+def test_a_multi_label_project_takes_several_classes_from_the_csv_and_for_the_whole_upload(client, member_of):
+    from tests.factories import ProjectFactory
+
+    project = ProjectFactory(task_type="multilabel", class_names=["effusion", "nodule", "normal"])
+    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
+    client.force_login(member_of(project, Role.RADIOLOGIST))
+    batch = start(client, project, {"mode": "csv"})
+    report = send_csv(client, batch, b"a.png,Nodule;effusion\nb.png,normal|nodule\nc.png,ungradable;normal\n")
+    assert report.json()["labelled"] == 2 and report.json()["bad_rows"][0]["line"] == 3
+    send_files(client, batch, {"a.png": png(90), "b.png": png(91)})
+    run_pipeline_inline()
+    assert sorted(Label.objects.values_list("values", flat=True)) == [["effusion", "nodule"], ["nodule", "normal"]]
+    assert status(client, batch)["labels"]["summary"] == (
+        "1 labelled effusion + nodule, 1 nodule + normal, 1 row of the CSV left out"
+    )
+    batch = start(client, project, {"mode": "batch", "values": ["normal", "effusion"]})
+    assert UploadBatch.objects.get(pk=batch["id"]).label_values == ["effusion", "normal"]
+
+
+def test_the_status_of_a_labelled_upload_takes_a_fixed_number_of_queries(
+    client, project, radiologist, django_assert_max_num_queries
+):
+    client.force_login(radiologist)
+    batch = start(client, project, {"mode": "folders"})
+    send_files(client, batch, {f"{'normal' if i % 2 else 'pneumonia'}/{i}.png": png(100 + i) for i in range(8)})
+    run_pipeline_inline()
+    with django_assert_max_num_queries(8):
+        answer = status(client, batch)
+    assert answer["labels"]["summary"] == "4 labelled normal, 4 pneumonia"
