@@ -29,10 +29,9 @@ class UploadBatch(UUIDModel):
     label_mode = models.CharField(max_length=8, choices=UploadLabelMode.choices, default=UploadLabelMode.NONE)
     # The one label of every file (mode "batch"), cleaned against the project's classes.
     label_values = models.JSONField(null=True, blank=True, default=None)
-    # Mode "csv": {normalised file name or relative path: label values}. Names may name a patient:
-    # erased with the file names; null until the CSV arrives (files are refused until then).
-    label_csv = models.JSONField(null=True, blank=True, default=None)
-    # What was wrong in the CSV, by line number only (no names): {"rows", "labelled", "bad_rows", "bad_count"}.
+    # Mode "csv": what the CSV held, by line number only (no names): {"rows", "labelled", "bad_rows",
+    # "bad_count"}; empty until the CSV arrives (files are refused until then). Its names and labels
+    # are UploadLabelName rows.
     label_csv_report = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -47,6 +46,22 @@ class UploadStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     DUPLICATE = "duplicate", "Already uploaded"
     REJECTED = "rejected", "Rejected"
+
+
+class UploadLabelName(models.Model):
+    """One row of an upload's CSV of labels: a hash of the normalised name (or relative path) and its
+    label. One indexed lookup per declared file, so a large CSV is not read again for each file; the
+    names themselves are not kept, and the rows are deleted with the upload's file names."""
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="label_names")
+    name_hash = models.CharField(max_length=64)
+    values = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "name_hash"], name="one_label_per_name_and_upload")]
+
+    def __str__(self) -> str:
+        return f"CSV label {', '.join(self.values)}"
 
 
 class UploadLabelState(models.TextChoices):

@@ -31,6 +31,7 @@ from clinic_ai.studies.models import (
     UploadBatch,
     UploadedFile,
     UploadLabelMode,
+    UploadLabelName,
     UploadLabelState,
     UploadStatus,
 )
@@ -124,9 +125,16 @@ def upload_labels_csv_set(*, batch: UploadBatch, data: bytes) -> dict:
         parsed = upload_labels.parse_label_csv(data, project=batch.project)
     except upload_labels.LabelCsvRefused as exc:
         raise UploadRefused(exc.reason) from None
-    batch.label_csv = parsed.mapping
+    UploadLabelName.objects.filter(batch=batch).delete()
+    UploadLabelName.objects.bulk_create(
+        [
+            UploadLabelName(batch=batch, name_hash=upload_labels.name_hash(key), values=values)
+            for key, values in parsed.mapping.items()
+        ],
+        batch_size=1000,
+    )
     batch.label_csv_report = parsed.report()
-    batch.save(update_fields=["label_csv", "label_csv_report", "modified"])
+    batch.save(update_fields=["label_csv_report", "modified"])
     audit_record(
         action="upload.labels_csv",
         actor=batch.uploaded_by,
@@ -144,10 +152,17 @@ def _intended_label(batch: UploadBatch, name: str) -> tuple[list | None, str]:
     elif batch.label_mode == UploadLabelMode.FOLDERS:
         values = upload_labels.folder_label(name, batch.project)
     elif batch.label_mode == UploadLabelMode.CSV:
-        values = upload_labels.csv_label(name, batch.label_csv or {})
+        values = _csv_label(batch, name)
     else:
         return None, UploadLabelState.NONE
     return (values, UploadLabelState.LABELLED) if values else (None, UploadLabelState.UNMATCHED)
+
+
+def _csv_label(batch: UploadBatch, name: str) -> list | None:
+    """The CSV's label for a file: its longest path tail the CSV names (one indexed query)."""
+    hashes = [upload_labels.name_hash(key) for key in upload_labels.csv_candidates(name)]
+    found = dict(UploadLabelName.objects.filter(batch=batch, name_hash__in=hashes).values_list("name_hash", "values"))
+    return next((list(found[h]) for h in hashes if h in found), None)
 
 
 @transaction.atomic
@@ -155,7 +170,7 @@ def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> Uploaded
     batch = UploadBatch.objects.select_for_update().get(pk=batch.pk)
     if batch.finished_at is not None:
         raise UploadRefused("This upload is finished; start a new one.")
-    if batch.label_mode == UploadLabelMode.CSV and batch.label_csv is None:
+    if batch.label_mode == UploadLabelMode.CSV and not batch.label_csv_report:
         raise UploadRefused("Send the CSV of labels before the files of the upload.")
     if size < 0:
         raise UploadRefused("The file size is invalid.")
@@ -304,9 +319,9 @@ def upload_names_erase_expired(*, now=None) -> int:
     for batch in batches:
         with transaction.atomic():
             erased = UploadedFile.objects.filter(batch=batch).update(client_name="")
-            # The CSV of labels is a list of the same names.
-            label_csv = {} if batch.label_csv is not None else None
-            UploadBatch.objects.filter(pk=batch.pk).update(names_erased_at=now, label_csv=label_csv)
+            # The CSV of labels is a list of the same names (hashed, but a name is easily guessed).
+            UploadLabelName.objects.filter(batch=batch).delete()
+            UploadBatch.objects.filter(pk=batch.pk).update(names_erased_at=now)
             audit_record(action="upload.names_erase", project=batch.project, obj=batch, data={"files": erased})
             count += 1
     return count

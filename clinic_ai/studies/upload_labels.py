@@ -7,6 +7,7 @@ name a patient.
 """
 
 import csv
+import hashlib
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,15 +53,15 @@ def folder_label(name: str, project: Project) -> list[str] | None:
     return None
 
 
-def csv_label(name: str, mapping: dict) -> list[str] | None:
-    """The CSV's label for a file: its whole relative path first, then shorter tails of it, down to
-    the bare file name (a CSV of bare names labels the files of a dropped folder or a zip)."""
+def csv_candidates(name: str) -> list[str]:
+    """The keys a file is looked up by in the CSV: its whole relative path first, then shorter tails
+    of it, down to the bare file name (a CSV of bare names labels the files of a folder or a zip)."""
     parts = [part.casefold() for part in path_parts(name)]
-    for start in range(len(parts)):
-        found = mapping.get("/".join(parts[start:]))
-        if found is not None:
-            return list(found)
-    return None
+    return ["/".join(parts[start:]) for start in range(len(parts))]
+
+
+def name_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _csv_key(name: str) -> str:

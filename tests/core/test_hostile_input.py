@@ -444,7 +444,7 @@ def test_hostile_label_csvs_get_a_readable_4xx_and_change_nothing(client, world,
         response = client.post(url, data=body, content_type=content_type, headers={"Accept": JSON})
         _assert_json_refusal(response, label)
         assert _snapshot(world) == before, label
-        assert UploadBatch.objects.get(pk=batch["id"]).label_csv is None, label
+        assert UploadBatch.objects.get(pk=batch["id"]).label_csv_report == {}, label
     settings.UPLOAD_LABEL_CSV_MAX_SIZE = 64
     response = client.post(url, data=b"a.png,normal\n" * 10, content_type="text/csv")
     assert response.status_code == 413 and "over the 64 bytes limit" in response.json()["error"]

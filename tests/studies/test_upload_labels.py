@@ -18,7 +18,7 @@ from clinic_ai.deidentification.models import DeidProfile
 from clinic_ai.labelling.models import Label, LabelSource
 from clinic_ai.labelling.selectors import get_label_queue_for_user, project_consensus
 from clinic_ai.studies import services, upload_labels
-from clinic_ai.studies.models import Image, ImageStatus, UploadBatch, UploadedFile
+from clinic_ai.studies.models import Image, ImageStatus, UploadBatch, UploadedFile, UploadLabelName
 from tests.conftest import run_pipeline_inline
 from tests.deidentification.synthetic import ultrasound_bytes
 
@@ -255,7 +255,9 @@ def test_a_csv_labels_files_by_name_or_relative_path_and_reports_bad_rows(client
         "1 labelled normal, 1 pneumonia, 1 ungradable, 2 names not in the CSV, 3 rows of the CSV left out"
     )
     assert labels["csv"]["bad_count"] == 3
-    # The audit row counts rows; it names no file.
+    # The names are kept only as hashes; the audit row counts rows and names no file.
+    stored = list(UploadLabelName.objects.values_list("name_hash", flat=True))
+    assert len(stored) == 3 and not any("png" in h for h in stored)
     event = AuditEvent.objects.get(action="upload.labels_csv")
     assert event.data == {"rows": 6, "labelled": 3, "bad_count": 3}
 
@@ -285,7 +287,8 @@ def test_a_file_that_is_not_a_usable_csv_is_refused_with_a_clear_message(client,
     batch = start(client, project, {"mode": "csv"})
     answer = send_csv(client, batch, data)
     assert answer.status_code == 400 and message in answer.json()["error"], answer.content
-    assert UploadBatch.objects.get(pk=batch["id"]).label_csv is None
+    assert UploadBatch.objects.get(pk=batch["id"]).label_csv_report == {}
+    assert not UploadLabelName.objects.exists()
     # Files are refused until a CSV is taken: their labels could not be worked out.
     declared = client.post(batch["files_url"], data=json.dumps({"name": "a.png", "size": 3}), content_type=JSON)
     assert declared.status_code == 400 and "CSV of labels before the files" in declared.json()["error"]
@@ -374,7 +377,7 @@ def test_erasing_the_names_erases_the_csv_and_keeps_the_labels(client, project, 
     later = timezone.now() + timedelta(hours=settings.UPLOAD_NAME_RETENTION_HOURS + 1)
     assert services.upload_names_erase_expired(now=later) == 1
     stored = UploadBatch.objects.get(pk=batch["id"])
-    assert stored.label_csv == {} and stored.label_csv_report["labelled"] == 1
+    assert not stored.label_names.exists() and stored.label_csv_report["labelled"] == 1
     assert UploadedFile.objects.get().client_name == ""
     assert Label.objects.get().values == ["normal"]
     assert status(client, batch)["labels"]["summary"] == "1 labelled normal"
@@ -392,7 +395,7 @@ def test_only_the_uploader_with_an_upload_role_sends_the_csv(client, project, ra
     clinician = member_of(project, Role.CLINICIAN)
     client.force_login(clinician)
     start(client, project, {"mode": "csv"}, expect=403)
-    assert UploadBatch.objects.get(pk=batch["id"]).label_csv is None
+    assert UploadBatch.objects.get(pk=batch["id"]).label_csv_report == {}
 
 
 def test_an_admin_uploads_with_labels_too(client, project, project_admin):
