@@ -89,3 +89,37 @@ def test_a_csv_that_is_not_a_csv_stops_the_upload_with_the_servers_reason(live_s
     page.wait_for_selector("#upload-error:not([hidden])")
     assert "not a CSV" in page.locator("#upload-error").inner_text()
     assert page.locator("[data-file-name='a.png']").get_attribute("data-status") == "skipped"
+
+
+def test_a_chosen_folder_is_labelled_by_its_class_folders_and_one_class_labels_a_whole_upload(
+    celery_worker_process, live_server, demo, page, tmp_path
+):
+    folder = tmp_path / "xray"
+    for relative, shade in (("Normal/n1.png", 120), ("pneumonia/p1.png", 130), ("misc/m1.png", 140)):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(_png(shade, width=80))
+    _open_upload_page(page, live_server)
+    page.check("#label-mode-folders")
+    page.set_input_files("#folder-input", str(folder))  # the browser's relative paths: xray/Normal/n1.png …
+    page.wait_for_selector("#upload-label-summary:not([hidden])", timeout=120_000)
+    assert page.locator("#upload-label-summary").inner_text() == (
+        "Labels: 1 labelled normal, 1 pneumonia, 1 file not in a class folder"
+    )
+    assert page.locator("[data-file-name='xray/Normal/n1.png']").get_attribute("data-label") == "normal"
+
+    # A second upload from the same page: one class for all of it; none picked is refused on the page.
+    (tmp_path / "one.png").write_bytes(_png(150, width=88))
+    (tmp_path / "two.png").write_bytes(_png(160, width=88))
+    page.check("#label-mode-batch")
+    page.set_input_files("#file-input", [str(tmp_path / "one.png")])
+    assert "Choose the label for the whole upload" in page.locator("#upload-error").inner_text()
+    page.select_option("#label-batch-value", "pneumonia")
+    page.set_input_files("#file-input", [str(tmp_path / "one.png"), str(tmp_path / "two.png")])
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-file-name='two.png']\")?.dataset.label === 'pneumonia'"
+        " && !document.getElementById('upload-label-summary').hidden",
+        timeout=120_000,
+    )
+    assert page.locator("#upload-label-summary").inner_text() == (
+        "Labels: 1 labelled normal, 1 pneumonia, 1 file not in a class folder; 2 labelled pneumonia"
+    )
