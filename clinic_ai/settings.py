@@ -208,6 +208,8 @@ UPLOAD_CHUNK_SIZE = env_size("UPLOAD_CHUNK_SIZE", "4M")
 UPLOAD_MAX_FILE_SIZE = env_size("UPLOAD_MAX_FILE_SIZE", "1G")
 UPLOAD_MAX_BATCH_SIZE = env_size("UPLOAD_MAX_BATCH_SIZE", "8G")
 UPLOAD_MAX_BATCH_FILES = env_int("UPLOAD_MAX_BATCH_FILES", 5000, minimum=1)
+# A CSV of file name -> label sent with an upload: one request (so under DATA_UPLOAD_MAX_MEMORY_SIZE).
+UPLOAD_LABEL_CSV_MAX_SIZE = env_size("UPLOAD_LABEL_CSV_MAX_SIZE", "1M")
 # Pillow's decompression-bomb guard, in pixels per image.
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 120_000_000, minimum=1)
 ZIP_MAX_MEMBERS = env_int("ZIP_MAX_MEMBERS", 5000, minimum=1)

@@ -203,3 +203,43 @@ def label_adjudicate(*, actor: User, project: Project, image: Image, values) -> 
 
 def label_export_record(*, actor: User, project: Project, fmt: str, count: int) -> None:
     audit_record(action="label.export", actor=actor, project=project, data={"format": fmt, "labels": count})
+
+
+def label_from_upload(*, project: Project, image: Image, reader: User, values) -> Label:
+    """The label an uploader gave a file at source, written when the file is filed as an image, in
+    the transaction that links the two (the file's name, which chose the label, is erased later).
+
+    Upload labels are a source of their own: they do not fill the queue's N readers, nor count in
+    consensus or kappa (readers label blind, and an upload label is one claim about a whole folder
+    or spreadsheet); they are exported with the other labels. Held images keep theirs until
+    released. The same uploader sending the same bytes again with another label changes it (the old
+    row stays as history); with the same label, nothing is written.
+    """
+    clean = label_values_clean(project=project, values=values)
+    current = Label.objects.filter(image=image, reader=reader, source=LabelSource.UPLOAD, is_current=True)
+    previous = current.first()
+    if previous is not None and previous.values == clean:
+        return previous
+    try:
+        with transaction.atomic():
+            if previous is not None:
+                Label.objects.filter(pk=previous.pk).update(is_current=False)
+            label = Label.objects.create(
+                project=project, image=image, reader=reader, values=clean, source=LabelSource.UPLOAD
+            )
+    except IntegrityError:
+        # Two files of one upload with the same bytes, filed at once by two workers: one label.
+        return current.get()
+    audit_record(
+        action="label.change" if previous else "label.create",
+        actor=reader,
+        project=project,
+        obj=label,
+        data={
+            "image_id": str(image.pk),
+            "values": clean,
+            "source": LabelSource.UPLOAD,
+            **({"replaces": str(previous.pk)} if previous else {}),
+        },
+    )
+    return label

@@ -5,6 +5,15 @@ from django.urls import reverse
 from clinic_ai.core.models import UUIDModel
 
 
+class UploadLabelMode(models.TextChoices):
+    """How the files of an upload get their labels at source (chosen on the upload page)."""
+
+    NONE = "none", "No labels"
+    BATCH = "batch", "One label for the whole upload"
+    FOLDERS = "folders", "From folder names"
+    CSV = "csv", "From a CSV of file names and labels"
+
+
 class UploadBatch(UUIDModel):
     """One browser upload: many files, one progress view."""
 
@@ -17,6 +26,13 @@ class UploadBatch(UUIDModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The browser's file names are kept for UPLOAD_NAME_RETENTION_HOURS after the upload, then erased.
     names_erased_at = models.DateTimeField(null=True, blank=True)
+    label_mode = models.CharField(max_length=8, choices=UploadLabelMode.choices, default=UploadLabelMode.NONE)
+    # The one label of every file (mode "batch"), cleaned against the project's classes.
+    label_values = models.JSONField(null=True, blank=True, default=None)
+    # Mode "csv": what the CSV held, by line number only (no names): {"rows", "labelled", "bad_rows",
+    # "bad_count"}; empty until the CSV arrives (files are refused until then). Its names and labels
+    # are UploadLabelName rows.
+    label_csv_report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -30,6 +46,29 @@ class UploadStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     DUPLICATE = "duplicate", "Already uploaded"
     REJECTED = "rejected", "Rejected"
+
+
+class UploadLabelName(models.Model):
+    """One row of an upload's CSV of labels: a hash of the normalised name (or relative path) and its
+    label. One indexed lookup per declared file, so a large CSV is not read again for each file; the
+    names themselves are not kept, and the rows are deleted with the upload's file names."""
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="label_names")
+    name_hash = models.CharField(max_length=64)
+    values = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "name_hash"], name="one_label_per_name_and_upload")]
+
+    def __str__(self) -> str:
+        return f"CSV label {', '.join(self.values)}"
+
+
+class UploadLabelState(models.TextChoices):
+    NONE = "", "No label asked"
+    LABELLED = "labelled", "Labelled"
+    # Mode "folders": no enclosing folder is a class; mode "csv": the CSV does not name the file.
+    UNMATCHED = "unmatched", "No label found"
 
 
 UPLOAD_DONE = (UploadStatus.UNPACKED, UploadStatus.ACCEPTED, UploadStatus.DUPLICATE, UploadStatus.REJECTED)
@@ -51,6 +90,10 @@ class UploadedFile(UUIDModel):
     reason = models.TextField(blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     image = models.ForeignKey("studies.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The label chosen at upload, worked out from the name while it is still known (declare or
+    # unpack time) and written as a Label (source "upload") when the file is filed as an image.
+    label_values = models.JSONField(null=True, blank=True, default=None)
+    label_state = models.CharField(max_length=9, choices=UploadLabelState.choices, default="", blank=True)
 
     class Meta:
         ordering = ["created", "id"]

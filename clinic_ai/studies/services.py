@@ -19,7 +19,8 @@ from django.utils import timezone
 from clinic_ai.accounts.models import Project, User
 from clinic_ai.core.services import audit_record
 from clinic_ai.deidentification.services import dicom_filing_identity, patient_link_touch
-from clinic_ai.studies import imaging, storage
+from clinic_ai.labelling.services import LabelRefused, label_from_upload, label_values_clean
+from clinic_ai.studies import imaging, storage, upload_labels
 from clinic_ai.studies.models import (
     Image,
     ImageKind,
@@ -29,6 +30,9 @@ from clinic_ai.studies.models import (
     Study,
     UploadBatch,
     UploadedFile,
+    UploadLabelMode,
+    UploadLabelName,
+    UploadLabelState,
     UploadStatus,
 )
 
@@ -73,10 +77,92 @@ def human_size(size: int) -> str:
 
 
 @transaction.atomic
-def upload_batch_create(*, user: User, project: Project, target_study: Study | None = None) -> UploadBatch:
-    batch = UploadBatch.objects.create(project=project, uploaded_by=user, target_study=target_study)
-    audit_record(action="upload.start", actor=user, project=project, obj=batch)
+def upload_batch_create(
+    *,
+    user: User,
+    project: Project,
+    target_study: Study | None = None,
+    label_mode: str = UploadLabelMode.NONE,
+    label_values: list | None = None,
+) -> UploadBatch:
+    """`label_mode` says where the files' labels come from; `label_values` is the one label of a
+    "batch" upload (None there means no label). A label not of the project's schema is refused."""
+    if label_mode not in UploadLabelMode.values:
+        raise UploadRefused("Unknown way of labelling an upload.")
+    clean = None
+    if label_mode == UploadLabelMode.BATCH and label_values is not None:
+        try:
+            clean = label_values_clean(project=project, values=label_values)
+        except LabelRefused as exc:
+            raise UploadRefused(f"The label for this upload is refused: {exc.reason}") from None
+    if label_mode == UploadLabelMode.BATCH and clean is None:
+        label_mode = UploadLabelMode.NONE
+    batch = UploadBatch.objects.create(
+        project=project, uploaded_by=user, target_study=target_study, label_mode=label_mode, label_values=clean
+    )
+    audit_record(
+        action="upload.start",
+        actor=user,
+        project=project,
+        obj=batch,
+        data={"label_mode": label_mode, **({"label": clean} if clean else {})},
+    )
     return batch
+
+
+@transaction.atomic
+def upload_labels_csv_set(*, batch: UploadBatch, data: bytes) -> dict:
+    """The CSV of file name → label of a "csv" upload, sent before its files (their labels are
+    worked out as they are declared). Returns the report: rows read, rows used, bad rows by line."""
+    batch = UploadBatch.objects.select_for_update().select_related("project").get(pk=batch.pk)
+    if batch.label_mode != UploadLabelMode.CSV:
+        raise UploadRefused("This upload was not started with labels from a CSV.")
+    if batch.finished_at is not None or batch.files.exists():
+        raise UploadRefused("Send the CSV of labels before the files of the upload.")
+    if len(data) > settings.UPLOAD_LABEL_CSV_MAX_SIZE:
+        raise UploadRefused(f"The labels file is over the {human_size(settings.UPLOAD_LABEL_CSV_MAX_SIZE)} limit.")
+    try:
+        parsed = upload_labels.parse_label_csv(data, project=batch.project)
+    except upload_labels.LabelCsvRefused as exc:
+        raise UploadRefused(exc.reason) from None
+    UploadLabelName.objects.filter(batch=batch).delete()
+    UploadLabelName.objects.bulk_create(
+        [
+            UploadLabelName(batch=batch, name_hash=upload_labels.name_hash(key), values=values)
+            for key, values in parsed.mapping.items()
+        ],
+        batch_size=1000,
+    )
+    batch.label_csv_report = parsed.report()
+    batch.save(update_fields=["label_csv_report", "modified"])
+    audit_record(
+        action="upload.labels_csv",
+        actor=batch.uploaded_by,
+        project=batch.project,
+        obj=batch,
+        data={k: v for k, v in batch.label_csv_report.items() if k != "bad_rows"},
+    )
+    return batch.label_csv_report
+
+
+def _intended_label(batch: UploadBatch, name: str) -> tuple[list | None, str]:
+    """(label values, state) of a file from its batch's labelling mode and its name."""
+    if batch.label_mode == UploadLabelMode.BATCH and batch.label_values:
+        values = batch.label_values
+    elif batch.label_mode == UploadLabelMode.FOLDERS:
+        values = upload_labels.folder_label(name, batch.project)
+    elif batch.label_mode == UploadLabelMode.CSV:
+        values = _csv_label(batch, name)
+    else:
+        return None, UploadLabelState.NONE
+    return (values, UploadLabelState.LABELLED) if values else (None, UploadLabelState.UNMATCHED)
+
+
+def _csv_label(batch: UploadBatch, name: str) -> list | None:
+    """The CSV's label for a file: its longest path tail the CSV names (one indexed query)."""
+    hashes = [upload_labels.name_hash(key) for key in upload_labels.csv_candidates(name)]
+    found = dict(UploadLabelName.objects.filter(batch=batch, name_hash__in=hashes).values_list("name_hash", "values"))
+    return next((list(found[h]) for h in hashes if h in found), None)
 
 
 @transaction.atomic
@@ -84,6 +170,8 @@ def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> Uploaded
     batch = UploadBatch.objects.select_for_update().get(pk=batch.pk)
     if batch.finished_at is not None:
         raise UploadRefused("This upload is finished; start a new one.")
+    if batch.label_mode == UploadLabelMode.CSV and not batch.label_csv_report:
+        raise UploadRefused("Send the CSV of labels before the files of the upload.")
     if size < 0:
         raise UploadRefused("The file size is invalid.")
     if size > settings.UPLOAD_MAX_FILE_SIZE:
@@ -99,7 +187,11 @@ def upload_file_declare(*, batch: UploadBatch, name: str, size: int) -> Uploaded
         raise UploadRefused(
             f"This upload would be over the {human_size(settings.UPLOAD_MAX_BATCH_SIZE)} limit per upload."
         )
-    upload = UploadedFile.objects.create(batch=batch, client_name=name[:1024], declared_size=size)
+    name = name[:1024]
+    label_values, label_state = _intended_label(batch, name)
+    upload = UploadedFile.objects.create(
+        batch=batch, client_name=name, declared_size=size, label_values=label_values, label_state=label_state
+    )
     storage.ensure_parent(storage.quarantine_path(storage.upload_relative_path(upload.pk))).touch()
     return upload
 
@@ -227,6 +319,8 @@ def upload_names_erase_expired(*, now=None) -> int:
     for batch in batches:
         with transaction.atomic():
             erased = UploadedFile.objects.filter(batch=batch).update(client_name="")
+            # The CSV of labels is a list of the same names (hashed, but a name is easily guessed).
+            UploadLabelName.objects.filter(batch=batch).delete()
             UploadBatch.objects.filter(pk=batch.pk).update(names_erased_at=now)
             audit_record(action="upload.names_erase", project=batch.project, obj=batch, data={"files": erased})
             count += 1
@@ -383,6 +477,8 @@ def _unpack(upload: UploadedFile, path: Path) -> tuple:
             )
             continue
         size = member.path.stat().st_size
+        # The member's path inside the archive, after the archive's own: class folders in either count.
+        label_values, label_state = _intended_label(upload.batch, name)
         child = UploadedFile.objects.create(
             batch=upload.batch,
             parent=upload,
@@ -390,6 +486,8 @@ def _unpack(upload: UploadedFile, path: Path) -> tuple:
             declared_size=size,
             received=size,
             status=UploadStatus.RECEIVED,
+            label_values=label_values,
+            label_state=label_state,
         )
         member.path.replace(storage.quarantine_path(storage.upload_relative_path(child.pk)))
         accepted.append(child.pk)
@@ -468,12 +566,14 @@ def _file_image(upload: UploadedFile, identity: _Identity):
         upload.image = existing
         upload.reason = "This file was uploaded to this project before."
         upload.save(update_fields=["status", "image", "reason", "sha256", "modified"])
+        _label_from_upload(upload, existing)
         path = storage.quarantine_path(storage.upload_relative_path(upload.pk))
         transaction.on_commit(lambda: storage.purge(path))
         return None
     upload.status = UploadStatus.ACCEPTED
     upload.image = image
     upload.save(update_fields=["status", "image", "sha256", "modified"])
+    _label_from_upload(upload, image)
     if identity.patient is not None:
         patient_link_touch(project=batch.project, key=identity.patient[0], pseudonym=identity.patient[1])
     audit_record(
@@ -484,6 +584,21 @@ def _file_image(upload: UploadedFile, identity: _Identity):
         data={"upload_id": str(upload.pk), "kind": image.kind, "frames": image.frames},
     )
     return image.pk
+
+
+def _label_from_upload(upload: UploadedFile, image: Image) -> None:
+    """The label chosen at upload goes on the image in the transaction that links file and image.
+    A duplicate gets it too: sending the same images again with labels is how a set is labelled."""
+    if not upload.label_values:
+        return
+    try:
+        label_from_upload(
+            project=upload.batch.project, image=image, reader=upload.batch.uploaded_by, values=upload.label_values
+        )
+    except LabelRefused:
+        # The project's classes changed while the upload ran: the file stays, without that label.
+        upload.label_values, upload.label_state = None, UploadLabelState.UNMATCHED
+        upload.save(update_fields=["label_values", "label_state", "modified"])
 
 
 # --- Previews ------------------------------------------------------------------------------

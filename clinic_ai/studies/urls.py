@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<uuid:project_id>/upload/", views.upload_create, name="upload_create"),
     path("projects/<uuid:project_id>/uploads/", views.upload_batch_create, name="upload_batch_create"),
     path("uploads/<uuid:batch_id>/files/", views.upload_file_create, name="upload_file_create"),
+    path("uploads/<uuid:batch_id>/labels/", views.upload_labels_csv, name="upload_labels_csv"),
     path("uploads/<uuid:batch_id>/files/<uuid:file_id>/chunks/", views.upload_chunk, name="upload_chunk"),
     path("uploads/<uuid:batch_id>/finish/", views.upload_batch_finish, name="upload_batch_finish"),
     path("uploads/<uuid:batch_id>/status/", views.upload_batch_status, name="upload_batch_status"),

@@ -1,3 +1,4 @@
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,13 +12,22 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from clinic_ai.accounts.models import TaskType
 from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user, role_in_project
 from clinic_ai.core.http import RequestRefused, json_body, json_endpoint, json_int, request_body
+from clinic_ai.labelling.models import UNGRADABLE
 from clinic_ai.pipeline import tasks as pipeline
 from clinic_ai.review.selectors import REVIEW_ROLES, current_reviews, image_has_reviewable_result
-from clinic_ai.studies import imaging, services
+from clinic_ai.studies import imaging, services, upload_labels
 from clinic_ai.studies.forms import WorklistFilterForm
-from clinic_ai.studies.models import ImageStatus, PreviewStatus, UploadedFile, UploadStatus
+from clinic_ai.studies.models import (
+    ImageStatus,
+    PreviewStatus,
+    UploadedFile,
+    UploadLabelMode,
+    UploadLabelState,
+    UploadStatus,
+)
 from clinic_ai.studies.selectors import (
     can_see_quarantine,
     get_batch_for_user,
@@ -127,10 +137,19 @@ def upload_create(request, project_id):
         "chunk_size": settings.UPLOAD_CHUNK_SIZE,
         "max_file_size": settings.UPLOAD_MAX_FILE_SIZE,
         "max_files": settings.UPLOAD_MAX_BATCH_FILES,
+        "label_csv_max_size": settings.UPLOAD_LABEL_CSV_MAX_SIZE,
     }
     studies = studies_for_user(request.user, project=project)[:200]
     return render(
-        request, "studies/upload_create.html", {"project": project, "studies": studies, "uploader_config": config}
+        request,
+        "studies/upload_create.html",
+        {
+            "project": project,
+            "studies": studies,
+            "uploader_config": config,
+            "classes": [*project.class_names, UNGRADABLE],
+            "multilabel": project.task_type == TaskType.MULTILABEL,
+        },
     )
 
 
@@ -141,14 +160,41 @@ def _batch_urls(batch) -> dict:
         "files_url": reverse("studies:upload_file_create", kwargs=kwargs),
         "status_url": reverse("studies:upload_batch_status", kwargs=kwargs),
         "finish_url": reverse("studies:upload_batch_finish", kwargs=kwargs),
+        "labels_url": reverse("studies:upload_labels_csv", kwargs=kwargs),
+        "label_mode": batch.label_mode,
     }
+
+
+def _labels_param(body: dict) -> tuple[str, list | None]:
+    """{"labels": {"mode": "none" | "batch" | "folders" | "csv", "values": [class, ...]}}; the values
+    only with mode "batch" (null or absent: no label). Their schema is checked by the service."""
+    labels = body.get("labels")
+    if labels is None:
+        return UploadLabelMode.NONE, None
+    if not isinstance(labels, dict):
+        raise RequestRefused("The labels must be given as an object with a mode.")
+    mode = labels.get("mode")
+    if not isinstance(mode, str) or mode not in UploadLabelMode.values:
+        raise RequestRefused(f"The labels' mode must be one of: {', '.join(UploadLabelMode.values)}.")
+    values = labels.get("values")
+    if mode != UploadLabelMode.BATCH:
+        if values is not None:
+            raise RequestRefused("Only a label for the whole upload (mode “batch”) takes values.")
+        return mode, None
+    if values is not None and (
+        not isinstance(values, list) or len(values) > 100 or not all(isinstance(v, str) for v in values)
+    ):
+        raise RequestRefused("The label for the whole upload must be a list of class names.")
+    return mode, values
 
 
 @login_required
 @json_endpoint("POST")
 def upload_batch_create(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=UPLOAD_ROLES)
-    study_id = json_body(request).get("study") or None
+    body = json_body(request)
+    study_id = body.get("study") or None
+    label_mode, label_values = _labels_param(body)
     target = None
     if study_id is not None:
         if not isinstance(study_id, str):
@@ -156,8 +202,39 @@ def upload_batch_create(request, project_id):
         target = get_study_for_user(request.user, study_id)
         if target.project_id != project.pk:
             raise RequestRefused("That study belongs to another project.")
-    batch = services.upload_batch_create(user=request.user, project=project, target_study=target)
+    try:
+        batch = services.upload_batch_create(
+            user=request.user, project=project, target_study=target, label_mode=label_mode, label_values=label_values
+        )
+    except services.UploadRefused as exc:
+        raise RequestRefused(exc.reason) from None
     return JsonResponse(_batch_urls(batch), status=201)
+
+
+LABEL_CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
+
+
+@login_required
+@json_endpoint("POST")
+def upload_labels_csv(request, batch_id):
+    """The CSV of file name → label of an upload started with mode "csv", as the file's raw bytes."""
+    batch = get_batch_for_user(request.user, batch_id)
+    try:
+        data = request_body(request, max_bytes=settings.UPLOAD_LABEL_CSV_MAX_SIZE)
+    except RequestRefused as exc:
+        if exc.status != 413:
+            raise
+        limit = services.human_size(settings.UPLOAD_LABEL_CSV_MAX_SIZE)
+        raise RequestRefused(f"The labels file is over the {limit} limit: split the upload.", 413) from None
+    if not data.strip():
+        raise RequestRefused("The labels file is empty.")
+    if request.content_type not in LABEL_CSV_TYPES:
+        raise RequestRefused("Send the labels as a CSV file (Content-Type: text/csv).", 415)
+    try:
+        report = services.upload_labels_csv_set(batch=batch, data=data)
+    except services.UploadRefused as exc:
+        raise RequestRefused(exc.reason) from None
+    return JsonResponse(report)
 
 
 @login_required
@@ -221,6 +298,7 @@ def upload_batch_finish(request, batch_id):
 def upload_batch_status(request, batch_id):
     batch = get_batch_for_user(request.user, batch_id)
     files = list(batch.files.select_related("image").order_by("created", "id"))
+    label_counts, unlabelled = Counter(), 0
     stuck_before = timezone.now() - timedelta(minutes=settings.UPLOAD_STUCK_MINUTES)
     rows = []
     complete = batch.finished_at is not None
@@ -257,6 +335,13 @@ def upload_batch_status(request, batch_id):
             )
         if waiting:
             complete = False
+        label = upload_labels.label_text(upload.label_values) if upload.label_values else ""
+        if upload.image_id is not None and upload.status in (UploadStatus.ACCEPTED, UploadStatus.DUPLICATE):
+            # Counted once the file is an image: that is when its label was written.
+            if upload.label_state == UploadLabelState.LABELLED:
+                label_counts[label] += 1
+            elif upload.label_state == UploadLabelState.UNMATCHED:
+                unlabelled += 1
         rows.append(
             {
                 "id": str(upload.pk),
@@ -266,6 +351,23 @@ def upload_batch_status(request, batch_id):
                 "reason": reason,
                 "image_url": image_url,
                 "preview_url": preview_url,
+                "label": label,
             }
         )
-    return JsonResponse({"complete": complete, "files": rows})
+    labels = None
+    if batch.label_mode != UploadLabelMode.NONE:
+        report = batch.label_csv_report or {}
+        labels = {
+            "mode": batch.label_mode,
+            "counts": dict(label_counts),
+            "unmatched": unlabelled,
+            "csv": report or None,
+            "summary": upload_labels.summary_text(
+                mode=batch.label_mode,
+                counts=label_counts,
+                unmatched=unlabelled,
+                bad_csv_rows=report.get("bad_count", 0),
+                order=[*batch.project.class_names, UNGRADABLE],
+            ),
+        }
+    return JsonResponse({"complete": complete, "files": rows, "labels": labels})

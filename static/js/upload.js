@@ -38,6 +38,7 @@
   const chunkSize = Math.max(1, Math.floor(Number(config.chunk_size)) || 5 * 1024 * 1024);
   const maxFileSize = Number(config.max_file_size) || 0; // 0: no limit checked here
   const maxFiles = Number(config.max_files) || 0; // 0: no limit checked here
+  const maxCsvSize = Number(config.label_csv_max_size) || 0; // 0: no limit checked here
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -60,6 +61,11 @@
     retryFinish: $("retry-finish"),
     list: $("upload-files"),
     summary: $("upload-summary"),
+    labelSummary: $("upload-label-summary"),
+    labelModes: Array.from(document.querySelectorAll("input[name='label-mode']")),
+    labelBatchValue: $("label-batch-value"),
+    labelCsv: $("label-csv"),
+    labelCsvReport: $("label-csv-report"),
     status: $("upload-status"),
     error: $("upload-error"),
   };
@@ -197,6 +203,8 @@
   const polling = new Set();
   /** every file row shown, across batches, for the summary */
   const allItems = [];
+  /** batches started with labels, in order, for the label summary */
+  const labelledBatches = new Set();
 
   const isUploading = () => current !== null || queue.length > 0;
 
@@ -216,6 +224,8 @@
     const name = el("span", "file-name text-break", item.name);
     const size = el("span", "file-size text-body-secondary small text-nowrap", formatBytes(item.size));
     head.append(name, size);
+    const labelTag = el("span", "badge rounded-pill text-bg-light border file-label");
+    labelTag.hidden = true;
 
     const progress = el("div", "progress file-progress mt-1");
     progress.setAttribute("role", "progressbar");
@@ -242,12 +252,12 @@
     retry.hidden = true;
     retry.setAttribute("aria-label", `Retry ${item.name}`);
     retry.addEventListener("click", () => retryItem(item));
-    side.append(badge, retry);
+    side.append(badge, labelTag, retry);
 
     layout.append(thumb, body, side);
     row.append(layout);
 
-    item.ui = { row, thumb, name, size, progress, bar, reason, link, badge, retry };
+    item.ui = { row, thumb, name, labelTag, size, progress, bar, reason, link, badge, retry };
     return row;
   }
 
@@ -321,6 +331,13 @@
     }
 
     u.retry.hidden = item.status !== "failed";
+
+    // The label given at upload (from the batch, a class folder or the CSV), once the server knows it.
+    const label = server && status !== "rejected" && status !== "unpacked" ? server.label : "";
+    u.labelTag.textContent = label ? `Label: ${label}` : "";
+    u.labelTag.hidden = !label;
+    if (label) u.row.dataset.label = label;
+    else delete u.row.dataset.label;
   }
 
   function renderThumb(item, status, imageUrl, previewUrl) {
@@ -438,17 +455,32 @@
     if (isUploading() || polling.size > 0 || allItems.length === 0) {
       ui.summary.textContent = "";
       ui.summary.hidden = true;
+      if (ui.labelSummary) ui.labelSummary.hidden = true;
       return;
     }
     const text = summaryText();
     ui.summary.textContent = text;
     ui.summary.hidden = false;
-    announce(`Upload finished: ${text}.`);
+    const labels = labelSummaryText();
+    if (ui.labelSummary) {
+      ui.labelSummary.textContent = labels ? `Labels: ${labels}` : "";
+      ui.labelSummary.hidden = !labels;
+    }
+    announce(`Upload finished: ${text}.${labels ? ` Labels: ${labels}.` : ""}`);
+  }
+
+  /** The server's label summary of each finished batch that carried labels ("12 labelled normal, …"). */
+  function labelSummaryText() {
+    return Array.from(labelledBatches)
+      .map((batch) => (batch.labelReport && typeof batch.labelReport.summary === "string" ? batch.labelReport.summary : ""))
+      .filter(Boolean)
+      .join("; ");
   }
 
   function renderControls() {
     const busy = isUploading();
-    for (const control of [ui.fileInput, ui.folderInput, ui.chooseFiles, ui.chooseFolder, ui.studySelect]) {
+    const labelControls = [...ui.labelModes, ui.labelBatchValue, ui.labelCsv];
+    for (const control of [ui.fileInput, ui.folderInput, ui.chooseFiles, ui.chooseFolder, ui.studySelect, ...labelControls]) {
       if (control) control.disabled = busy;
     }
     ui.dropZone.classList.toggle("is-busy", busy);
@@ -554,6 +586,90 @@
     return found;
   }
 
+  // ---------------------------------------------------------------- labels at source
+
+  /**
+   * The labels chosen on the page for the next upload: {labels: {mode, values}, csvFile} or {error}.
+   * The server checks them again (classes, the CSV's rows); this only catches a choice left half-made.
+   */
+  function readLabelChoice() {
+    const checked = ui.labelModes.find((input) => input.checked);
+    const mode = checked ? checked.value : "none";
+    if (mode === "batch") {
+      const values = ui.labelBatchValue
+        ? Array.from(ui.labelBatchValue.selectedOptions).map((o) => o.value).filter(Boolean)
+        : [];
+      if (!values.length) return { error: "Choose the label for the whole upload, or choose “No labels”." };
+      return { labels: { mode, values } };
+    }
+    if (mode === "csv") {
+      const file = ui.labelCsv && ui.labelCsv.files ? ui.labelCsv.files[0] : null;
+      if (!file) return { error: "Choose the CSV of file names and labels, or another way of labelling." };
+      if (maxCsvSize && file.size > maxCsvSize) {
+        return { error: `The labels file is over the ${formatBytes(maxCsvSize)} limit: split the upload.` };
+      }
+      return { labels: { mode }, csvFile: file };
+    }
+    if (mode === "folders") return { labels: { mode } };
+    return { labels: null };
+  }
+
+  // Picking a class or a CSV picks its way of labelling.
+  if (ui.labelBatchValue) {
+    ui.labelBatchValue.addEventListener("change", () => {
+      const radio = ui.labelModes.find((input) => input.value === "batch");
+      if (radio && ui.labelBatchValue.value) radio.checked = true;
+    });
+  }
+  if (ui.labelCsv) {
+    ui.labelCsv.addEventListener("change", () => {
+      const radio = ui.labelModes.find((input) => input.value === "csv");
+      if (radio && ui.labelCsv.files && ui.labelCsv.files.length) radio.checked = true;
+    });
+  }
+
+  function showCsvReport(report) {
+    if (!ui.labelCsvReport) return;
+    if (!report) {
+      ui.labelCsvReport.hidden = true;
+      ui.labelCsvReport.textContent = "";
+      return;
+    }
+    const labelled = Number(report.labelled) || 0;
+    const bad = Number(report.bad_count) || 0;
+    let text = `The CSV gives labels for ${plural(labelled, "file name", "file names")}.`;
+    if (bad) {
+      const rows = Array.isArray(report.bad_rows) ? report.bad_rows : [];
+      const listed = rows
+        .filter((row) => row && Number.isFinite(Number(row.line)) && typeof row.reason === "string")
+        .map((row) => `line ${Number(row.line)}: ${row.reason}`);
+      text += ` ${plural(bad, "row was", "rows were")} left out: ${listed.join("; ")}${bad > listed.length ? "; …" : ""}.`;
+    }
+    ui.labelCsvReport.textContent = text;
+    ui.labelCsvReport.classList.toggle("alert-warning", bad > 0);
+    ui.labelCsvReport.classList.toggle("alert-secondary", bad === 0);
+    ui.labelCsvReport.hidden = false;
+  }
+
+  /** Sends the CSV of a "csv" upload before its files; never throws. */
+  async function sendLabelCsv(batch, url) {
+    const response = await withRetry(async () => {
+      try {
+        const answer = await fetch(url, {
+          method: "POST",
+          credentials: "same-origin",
+          cache: "no-store",
+          headers: { "Content-Type": "text/csv", Accept: "application/json", "X-CSRFToken": csrfToken() },
+          body: batch.csvFile,
+        });
+        return { status: answer.status, data: parseJSON(await answer.text()) };
+      } catch (err) {
+        return { status: 0, data: null };
+      }
+    });
+    return response;
+  }
+
   // ---------------------------------------------------------------- selections and batches
 
   const fileKey = (file, path) => `${path}\u0000${file.size}\u0000${file.lastModified}`;
@@ -594,6 +710,12 @@
       announce(notes.join(" "));
       return;
     }
+    const labelChoice = readLabelChoice();
+    if (labelChoice.error) {
+      showError(labelChoice.error);
+      announce(labelChoice.error);
+      return;
+    }
     if (maxFiles && picked.length > maxFiles) {
       showError(
         `${picked.length} files were chosen, but one upload can take at most ${maxFiles}. ` +
@@ -606,6 +728,9 @@
     picked.sort((a, b) => a.path.localeCompare(b.path, undefined, { numeric: true, sensitivity: "base" }));
     const batch = {
       study: ui.studySelect ? ui.studySelect.value : "",
+      labelChoice: labelChoice.labels,
+      labelReport: null,
+      csvFile: labelChoice.csvFile || null,
       items: [],
       pending: [],
       active: 0,
@@ -684,7 +809,9 @@
       return;
     }
 
-    const created = await withRetry(() => requestJSON("POST", config.create_url, { study: batch.study }));
+    const body = { study: batch.study };
+    if (batch.labelChoice) body.labels = batch.labelChoice;
+    const created = await withRetry(() => requestJSON("POST", config.create_url, body));
     const data = created.data || {};
     if (created.status < 200 || created.status >= 300 || !data.files_url || !data.finish_url || !data.status_url) {
       const reason = created.status >= 200 && created.status < 300 ? "Unexpected answer from the server." : errorReason(created);
@@ -700,6 +827,29 @@
     }
     batch.id = data.id;
     batch.urls = { files: data.files_url, status: data.status_url, finish: data.finish_url };
+    if (batch.labelChoice) labelledBatches.add(batch);
+    if (batch.csvFile) {
+      announce("Sending the CSV of labels…");
+      const sent = await sendLabelCsv(batch, data.labels_url);
+      if (sent.status < 200 || sent.status >= 300) {
+        // Without its labels the upload would go in unlabelled: nothing is sent, the person fixes the CSV.
+        const reason = errorReason(sent);
+        showError(`The labels file was refused: ${reason}`);
+        showCsvReport(null);
+        for (const item of toSend) {
+          item.status = "skipped";
+          item.reason = "Not uploaded: the labels file was refused.";
+          renderRow(item);
+        }
+        labelledBatches.delete(batch);
+        await withRetry(() => requestJSON("POST", batch.urls.finish, {}));
+        batch.finished = true;
+        announce(`Nothing was uploaded: the labels file was refused. ${reason}`);
+        endBatch(batch);
+        return;
+      }
+      showCsvReport(sent.data || {});
+    }
     batch.pending.push(...toSend);
     pump(batch);
   }
@@ -935,6 +1085,8 @@
       const response = await requestJSON("GET", batch.urls.status);
       if (response.status === 200 && response.data && Array.isArray(response.data.files)) {
         applyStatus(batch, response.data.files);
+        const labels = response.data.labels;
+        batch.labelReport = labels && typeof labels === "object" ? labels : null;
         if (response.data.complete === true) return;
         await sleep(POLL_INTERVAL_MS);
       } else if (response.status >= 400 && !isRetryable(response.status)) {
@@ -1003,6 +1155,7 @@
         reason: typeof entry.reason === "string" ? entry.reason : "",
         image_url: entry.image_url || null,
         preview_url: entry.preview_url || null,
+        label: typeof entry.label === "string" ? entry.label : "",
       };
       renderRow(item);
     }

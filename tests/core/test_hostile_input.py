@@ -31,6 +31,7 @@ JSON_ENDPOINTS = {
     "studies:upload_chunk",
     "studies:upload_batch_finish",
     "studies:upload_batch_status",
+    "studies:upload_labels_csv",
     "deidentification:image_mask_preview",
     "deidentification:image_mask_release",
     "inference:image_inference_rerun",
@@ -155,6 +156,31 @@ FIELD_PAYLOADS = {
         _j({"study": "not-a-uuid"}),
         _j({"study": str(uuid.uuid4())}),
         _j({"study": "../../etc/passwd"}),
+        # Labels at source: a mode from the list, values only for "batch", and only the project's classes.
+        _j({"labels": "folders"}),
+        _j({"labels": ["batch", "normal"]}),
+        _j({"labels": True}),
+        _j({"labels": {}}),
+        _j({"labels": {"mode": 1}}),
+        _j({"labels": {"mode": None}}),
+        _j({"labels": {"mode": "everything"}}),
+        _j({"labels": {"mode": "BATCH", "values": ["normal"]}}),
+        _j({"labels": {"mode": "batch", "values": "normal"}}),
+        _j({"labels": {"mode": "batch", "values": {"normal": True}}}),
+        _j({"labels": {"mode": "batch", "values": ["cat"]}}),
+        _j({"labels": {"mode": "batch", "values": ["Normal"]}}),
+        _j({"labels": {"mode": "batch", "values": [1]}}),
+        _j({"labels": {"mode": "batch", "values": [None]}}),
+        _j({"labels": {"mode": "batch", "values": [["normal"]]}}),
+        _j({"labels": {"mode": "batch", "values": []}}),
+        _j({"labels": {"mode": "batch", "values": ["normal", "normal"]}}),
+        _j({"labels": {"mode": "batch", "values": ["normal", "pneumonia"]}}),
+        _j({"labels": {"mode": "batch", "values": ["ungradable", "normal"]}}),
+        _j({"labels": {"mode": "batch", "values": ["normal"] * 101}}),
+        _j({"labels": {"mode": "batch", "values": ["n" * 10_000]}}),
+        _j({"labels": {"mode": "folders", "values": ["normal"]}}),
+        _j({"labels": {"mode": "csv", "values": ["normal"]}}),
+        _j({"labels": {"mode": "batch", "values": ["normal"]}, "study": 5}),
     ],
     "studies:upload_file_create": [
         b'{"name": "\\ud800.dcm", "size": 3}',  # the reported one: a lone surrogate in the name
@@ -285,6 +311,7 @@ def _url(name, world) -> str:
         "studies:upload_chunk": {"batch_id": world["batch_id"], "file_id": world["file_id"]},
         "studies:upload_batch_finish": {"batch_id": world["batch_id"]},
         "studies:upload_batch_status": {"batch_id": world["batch_id"]},
+        "studies:upload_labels_csv": {"batch_id": world["batch_id"]},
         "deidentification:image_mask_preview": {"image_id": world["held"].pk},
         "deidentification:image_mask_release": {"image_id": world["held"].pk},
         "accounts:project_detail": {"project_id": world["project"].pk},
@@ -382,6 +409,55 @@ def test_each_refusal_says_what_is_wrong(client, world, radiologist):
     assert "file size must be a whole number" in error(files, _j({"name": "a", "size": True}))
     assert "over the 1 GB limit" in error(files, _j({"name": "a", "size": 10**400}))
     assert "four numbers of pixels" in error(mask, _j({"boxes": [[0, 0, 10**400, 10]]}))
+
+
+# CSVs of labels that cannot be used, sent as text/csv to an upload started with mode "csv".
+CSV_PAYLOADS = [
+    ("empty", b""),
+    ("blank lines", b"\n\r\n  \n"),
+    ("invalid UTF-8", b"a.png,normal\n\xff\xfe.png,normal\n"),
+    ("an encoded lone surrogate", b"\xed\xa0\x80.png,normal\n"),
+    ("UTF-16", "a.png,normal\n".encode("utf-16")),
+    ("NUL", b"a.png,normal\x00\n"),
+    ("a PNG", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 20),
+    ("a zip", b"PK\x03\x04" + b"\x00" * 40),
+    ("one column", b"a.png\nb.png\n"),
+    ("three columns", b"a.png,normal,extra\n"),
+    ("header only", b"file,label\n"),
+    ("unknown classes", b"a.png,cat\nb.png,dog\n"),
+    ("two classes in a binary project", b"a.png,normal;pneumonia\n"),
+    ("ungradable with a class", b"a.png,ungradable|normal\n"),
+    ("no file name", b",normal\n"),
+    ("an unclosed quote", b'a.png,"normal\n'),
+    ("quotes everywhere", b'"' * 5000),
+    ("a cell past the csv module's limit", b"a.png," + b"n" * 200_000),
+    ("a name past 1024 characters", b"a" * 2000 + b".png,normal\n"),
+    ("only separators", b",,,,\n;;;;\n"),
+    ("JSON", b'{"a.png": "normal"}'),
+]
+
+
+def test_hostile_label_csvs_get_a_readable_4xx_and_change_nothing(client, world, radiologist, settings):
+    client.force_login(radiologist)
+    batch = client.post(
+        _url("studies:upload_batch_create", world), data=_j({"labels": {"mode": "csv"}}), content_type=JSON
+    ).json()
+    url = reverse("studies:upload_labels_csv", kwargs={"batch_id": batch["id"]})
+    cases = [(label, body, content_type) for label, body, content_type in BODY_PAYLOADS]
+    cases += [(f"CSV {label}", body, "text/csv") for label, body in CSV_PAYLOADS]
+    for label, body, content_type in cases:
+        before = _snapshot(world)
+        response = client.post(url, data=body, content_type=content_type, headers={"Accept": JSON})
+        _assert_json_refusal(response, label)
+        assert _snapshot(world) == before, label
+        assert UploadBatch.objects.get(pk=batch["id"]).label_csv_report == {}, label
+    settings.UPLOAD_LABEL_CSV_MAX_SIZE = 64
+    response = client.post(url, data=b"a.png,normal\n" * 10, content_type="text/csv")
+    assert response.status_code == 413 and "over the 64 bytes limit" in response.json()["error"]
+    settings.UPLOAD_LABEL_CSV_MAX_SIZE = 1024 * 1024
+    # The endpoint still works with a proper CSV afterwards.
+    response = client.post(url, data=b"a.png,normal\n", content_type="text/csv")
+    assert response.status_code == 200 and response.json()["labelled"] == 1
 
 
 def test_hostile_chunks_get_a_readable_4xx(client, world, radiologist, settings):

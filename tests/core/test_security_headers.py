@@ -25,6 +25,7 @@ POST_ONLY = {
     "studies:upload_file_create",
     "studies:upload_chunk",
     "studies:upload_batch_finish",
+    "studies:upload_labels_csv",
     "deidentification:image_mask_preview",
     "deidentification:image_mask_release",
     "inference:image_inference_rerun",
