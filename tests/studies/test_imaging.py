@@ -321,7 +321,8 @@ def _cuts(data: bytes) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(
-    "cut", ["whole", "cut-in-value", "cut-in-pixels", "cut-in-next-header", "trailing-garbage", "trailing-item-delimiter"]
+    "cut",
+    ["whole", "cut-in-value", "cut-in-pixels", "cut-in-next-header", "trailing-garbage", "trailing-item-delimiter"],
 )
 def test_the_upload_check_and_the_de_identifier_read_truncation_one_way(tmp_path, cut):
     """One truncation rule (``deid.dicomio.truncation``): what the upload accepts, the
