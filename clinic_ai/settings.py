@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "clinic_ai.deidentification",
     "clinic_ai.inference",
     "clinic_ai.labelling",
+    "clinic_ai.performance",
     "clinic_ai.pipeline",
 ]
 
