@@ -190,7 +190,7 @@ def dashboard_csv(request, project_id):
 
 
 def _filtered_cases(request, project):
-    ensembles, ensemble, *_ = _choices(request, project)
+    ensembles, ensemble, members, *_ = _choices(request, project)
     decision = _text(request, "decision")
     decision = decision if decision in DECISIONS else ""
     disagreement = _text(request, "disagreement")
@@ -200,7 +200,7 @@ def _filtered_cases(request, project):
         cases = selectors.filter_cases(
             selectors.ensemble_cases(project, ensemble), decision=decision, disagreement=disagreement
         )
-    return ensembles, ensemble, decision, disagreement, cases
+    return ensembles, ensemble, members, decision, disagreement, cases
 
 
 @login_required
@@ -209,7 +209,7 @@ def prediction_list(request, project_id):
     """Every finished result of an ensemble version with the radiologist's decision and the truth,
     filtered, 50 to a page."""
     project = get_performance_project_for_user(request.user, project_id)
-    ensembles, ensemble, decision, disagreement, cases = _filtered_cases(request, project)
+    ensembles, ensemble, _, decision, disagreement, cases = _filtered_cases(request, project)
     page = Paginator(cases, PAGE_SIZE).get_page(_text(request, "page", 20))
     filters = {"ensemble": ensemble.pk if ensemble else "", "decision": decision, "disagreement": disagreement}
     positive = (selectors.positive_classes(project) or [""])[0]
@@ -237,9 +237,9 @@ def prediction_csv(request, project_id):
     """The filtered predictions, every page, with pseudonymised identifiers only: our random image and
     study ids (images carry no patient pseudonym: it lives in the admin-only link table)."""
     project = get_performance_project_for_user(request.user, project_id)
-    _, ensemble, decision, disagreement, cases = _filtered_cases(request, project)
+    _, ensemble, members, decision, disagreement, cases = _filtered_cases(request, project)
     classes = list(project.class_names)
-    members = [name for name, _ in selectors.member_names(ensemble)]
+    members = [name for name, _ in members]
     header = ["image_id", "study_id", "ensemble", "finished_at", "ai_labels"]
     header += [f"p_{c}" for c in classes]
     header += [f"member_{m}_p_{c}" for m in members for c in classes]

@@ -76,6 +76,10 @@ PAGES = {
     "labelling:queue_api",
     "labelling:adjudication_list",
     "labelling:label_export",
+    "performance:dashboard",
+    "performance:dashboard_csv",
+    "performance:prediction_list",
+    "performance:prediction_csv",
 }
 # Django's admin site is hardened under its own item of issue 7 (status and paths read-only).
 NOT_HERE = {"admin"}
@@ -317,6 +321,10 @@ def _url(name, world) -> str:
         "labelling:adjudication_list": {"project_id": world["project"].pk},
         "labelling:adjudicate": {"project_id": world["project"].pk, "image_id": world["released"].pk},
         "labelling:label_export": {"project_id": world["project"].pk, "fmt": "csv"},
+        "performance:dashboard": {"project_id": world["project"].pk},
+        "performance:dashboard_csv": {"project_id": world["project"].pk},
+        "performance:prediction_list": {"project_id": world["project"].pk},
+        "performance:prediction_csv": {"project_id": world["project"].pk},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 
@@ -555,6 +563,12 @@ HOSTILE_QUERIES = [
     "action=%ED%A0%80",
     "next=%00",
     "page=1&page=2&page=%FF",
+    "ensemble=not-a-uuid",
+    "ensemble=%00",
+    "member=%ED%A0%80",
+    "cls=%FF%FE",
+    "decision=%00",
+    "disagreement=%ED%A0%80",
 ]
 
 
@@ -565,3 +579,16 @@ def test_pages_never_answer_500_to_a_hostile_query(client, world, radiologist):
         for query in HOSTILE_QUERIES:
             response = client.get(f"{url}?{query}")
             assert response.status_code in (200, 302, 403, 404), (name, query[:40], response.status_code)
+
+
+ADMIN_PAGES = sorted(name for name in PAGES if name.startswith("performance:"))
+
+
+def test_admin_pages_never_answer_500_to_a_hostile_query(client, world, project_admin):
+    """The pages only admins may open, sent the same queries as an admin (a radiologist gets 403)."""
+    client.force_login(project_admin)
+    for name in ADMIN_PAGES:
+        url = _url(name, world)
+        for query in HOSTILE_QUERIES:
+            response = client.get(f"{url}?{query}")
+            assert response.status_code == 200, (name, query[:40], response.status_code)

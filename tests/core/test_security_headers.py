@@ -96,6 +96,10 @@ def site(client):
         "labelling:queue_api": reverse("labelling:queue_api", args=[project.pk]),
         "labelling:adjudication_list": reverse("labelling:adjudication_list", args=[project.pk]),
         "labelling:label_export": reverse("labelling:label_export", args=[project.pk, "csv"]),
+        "performance:dashboard": reverse("performance:dashboard", args=[project.pk]),
+        "performance:dashboard_csv": reverse("performance:dashboard_csv", args=[project.pk]),
+        "performance:prediction_list": reverse("performance:prediction_list", args=[project.pk]),
+        "performance:prediction_csv": reverse("performance:prediction_csv", args=[project.pk]),
         # Not pages of ours, but served by us all the same:
         "admin:index": reverse("admin:index"),
         "admin:studies_image_changelist": reverse("admin:studies_image_changelist"),
@@ -148,6 +152,7 @@ def test_every_page_carries_the_security_headers(client, site, settings, usernam
         # The admin sees (nearly) everything: the list checked pages, not error pages.
         assert statuses["studies:image_detail"] == statuses["deidentification:image_mask"] == 200
         assert statuses["admin:studies_image_change"] == 200
+        assert statuses["performance:dashboard"] == statuses["performance:prediction_list"] == 200
 
 
 def test_error_pages_carry_the_headers_too(client, settings):
