@@ -252,3 +252,27 @@ def test_the_project_page_and_the_registry_link_to_the_dashboard_for_admins_only
     assert dashboard in client.get(reverse("inference:registry", args=[world["project"].pk])).content.decode()
     client.force_login(world["radiologist"])
     assert dashboard not in client.get(world["project"].get_absolute_url()).content.decode()
+
+
+def test_a_multiclass_project_is_shown_one_class_against_the_rest(client, member_of):
+    from clinic_ai.accounts.models import Role
+    from tests.factories import InferenceResultFactory, LabelFactory, ProjectFactory
+
+    project = ProjectFactory(task_type="multiclass", class_names=["a", "b", "c"])
+    admin = member_of(project, Role.ADMIN)
+    ensemble = EnsembleFactory(project=project, is_active=True)
+    # Truth a, b, c, c; p(c) = 0.1, 0.3, 0.2, 0.8: for "c" against the rest, positives 0.2 and 0.8 over
+    # negatives 0.1 and 0.3: (1 + 2) / 4.
+    for truth, pc in zip("abcc", (0.1, 0.3, 0.2, 0.8), strict=True):
+        image = ImageFactory(project=project)
+        rest = (1 - pc) / 2
+        call = "c" if pc > rest else "a"
+        InferenceResultFactory(
+            image=image, ensemble=ensemble, labels=[call], probabilities={"a": rest, "b": rest, "c": pc}
+        )
+        LabelFactory(image=image, source="upload", values=[truth])
+    client.force_login(admin)
+    response = _get(client, "performance:dashboard", project, cls="c")
+    assert response.context["positive"] == "c" and response.context["negative"] == "not c"
+    assert response.context["data"]["figures"]["auroc"] == 0.75
+    assert _get(client, "performance:dashboard", project).context["positive"] == "a"
