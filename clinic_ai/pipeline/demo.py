@@ -57,7 +57,7 @@ def demo_images_install(*, project: Project, uploader: User, count: int) -> dict
     study_services.upload_batch_finish(batch=batch)
 
     filed = {}  # image id -> class name, from the folder the file was sent in
-    for upload in batch.files.filter(status=UploadStatus.RECEIVED).order_by("client_name"):
+    for upload in batch.files.filter(status=UploadStatus.RECEIVED).order_by("created", "pk"):
         outcome = study_services.uploaded_file_process(upload_id=upload.pk)
         if outcome.image_id is not None:
             filed[outcome.image_id] = upload.client_name.split("/", 1)[0]
