@@ -37,10 +37,18 @@ def _choices(request, project):
     return ensembles, ensemble, members, member, classes, positive
 
 
+def _cell(value):
+    """A text cell a spreadsheet would run as a formula (a class or model name an admin typed) is
+    quoted; our numbers are never negative, so no figure is touched."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv_response(rows: list[list], filename: str) -> HttpResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerows(rows)
+    writer.writerows([_cell(v) for v in row] for row in rows)
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -276,3 +276,21 @@ def test_a_multiclass_project_is_shown_one_class_against_the_rest(client, member
     assert response.context["positive"] == "c" and response.context["negative"] == "not c"
     assert response.context["data"]["figures"]["auroc"] == 0.75
     assert _get(client, "performance:dashboard", project).context["positive"] == "a"
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(client, project, project_admin):
+    from tests.factories import EnsembleMemberFactory, ModelVersionFactory
+
+    ensemble = EnsembleFactory(project=project, is_active=True)
+    EnsembleMemberFactory(ensemble=ensemble, model_version=ModelVersionFactory(project=project, name="=HYPERLINK(1)"))
+    add_result(ensemble, ImageFactory(project=project), 0.7, members={"=HYPERLINK(1)": 0.6})
+    client.force_login(project_admin)
+    for name, query in (("performance:prediction_csv", {}), ("performance:dashboard_csv", {"member": "=HYPERLINK(1)"})):
+        cells = [
+            cell
+            for row in csv.reader(io.StringIO(_get(client, name, project, **query).content.decode()))
+            for cell in row
+        ]
+        assert not [cell for cell in cells if cell.startswith("=")], name
+    figures = _get(client, "performance:dashboard_csv", project, member="=HYPERLINK(1)").content.decode()
+    assert "summary,member,,'=HYPERLINK(1)," in figures
