@@ -1,3 +1,5 @@
+import math
+
 import factory
 from django.utils import timezone
 
@@ -31,7 +33,9 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.RADIOLOGIST
 
 
-# --- Clinical rows made directly, for tests of reads (dashboards, lists) that need no pipeline -----
+# --- Rows of released images and AI results, made directly (no upload, no TensorFlow) ----------------
+# For tests about what happens after the pipeline (review, dashboards): the preview file does not
+# exist, so use the real pipeline (tests/conftest.py) where an image must be drawn.
 
 
 class StudyFactory(factory.django.DjangoModelFactory):
@@ -39,7 +43,8 @@ class StudyFactory(factory.django.DjangoModelFactory):
         model = "studies.Study"
 
     project = factory.SubFactory(ProjectFactory)
-    study_instance_uid = factory.Sequence(lambda n: f"2.25.{n + 1000}")
+    study_instance_uid = factory.Sequence(lambda n: f"2.25.{1000 + n}")
+    modality = "CR"
 
 
 class SeriesFactory(factory.django.DjangoModelFactory):
@@ -47,11 +52,13 @@ class SeriesFactory(factory.django.DjangoModelFactory):
         model = "studies.Series"
 
     study = factory.SubFactory(StudyFactory)
-    series_instance_uid = factory.Sequence(lambda n: f"2.25.9{n + 1000}")
+    series_instance_uid = factory.Sequence(lambda n: f"2.25.{5000 + n}")
+    modality = "CR"
+    series_number = 1
 
 
 class ImageFactory(factory.django.DjangoModelFactory):
-    """A released image row (no file behind it: enough for reads that never open the pixels)."""
+    """A released image with a ready preview (as rows only)."""
 
     class Meta:
         model = "studies.Image"
@@ -60,12 +67,69 @@ class ImageFactory(factory.django.DjangoModelFactory):
     study = factory.SubFactory(StudyFactory, project=factory.SelfAttribute("..project"))
     series = factory.SubFactory(SeriesFactory, study=factory.SelfAttribute("..study"))
     uploaded_by = factory.SubFactory(UserFactory)
-    kind = "png"
+    kind = "dicom"
     status = "released"
     sha256 = factory.Sequence(lambda n: f"{n:064x}")
-    rows = 28
-    columns = 28
+    modality = "CR"
+    rows = 64
+    columns = 64
     released_at = factory.LazyFunction(timezone.now)
+    preview_status = "ready"
+
+
+class EnsembleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "inference.Ensemble"
+
+    project = factory.SubFactory(ProjectFactory)
+    slug = factory.Sequence(lambda n: f"ensemble-{n}")
+    name = "Test ensemble"
+    is_active = True
+
+
+def _binary_result(p: float, spread: float) -> dict:
+    """A binary result as the worker stores it: P(positive) = p, members p ± spread."""
+
+    def probs(q):
+        return {"normal": 1 - q, "pneumonia": q}
+
+    entropy = -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+    return {
+        "probabilities": probs(p),
+        "labels": ["pneumonia"] if p >= 0.5 else ["normal"],
+        "target_class": "pneumonia" if p >= 0.5 else "normal",
+        "members": [
+            {"name": "cnn-a", "weight": 1.0, "probabilities": probs(min(1.0, p + spread))},
+            {"name": "cnn-b", "weight": 1.0, "probabilities": probs(max(0.0, p - spread))},
+        ],
+        "uncertainty": {"member_std": spread, "entropy": entropy, "mutual_information": spread / 10},
+        "versions": {"ensemble": "Test ensemble v1", "cnn-a": "cnn-a v1", "cnn-b": "cnn-b v2"},
+    }
+
+
+class InferenceResultFactory(factory.django.DjangoModelFactory):
+    """A finished result of a binary ensemble. `p` is the probability of the positive class ("pneumonia"),
+    `spread` the members' disagreement."""
+
+    class Meta:
+        model = "inference.InferenceResult"
+        exclude = ("p", "spread", "made")
+
+    p = 0.8
+    spread = 0.05
+    made = factory.LazyAttribute(lambda o: _binary_result(o.p, o.spread))
+    image = factory.SubFactory(ImageFactory)
+    ensemble = factory.SubFactory(EnsembleFactory, project=factory.SelfAttribute("..image.project"))
+    status = "done"
+    probabilities = factory.LazyAttribute(lambda o: o.made["probabilities"])
+    labels = factory.LazyAttribute(lambda o: o.made["labels"])
+    target_class = factory.LazyAttribute(lambda o: o.made["target_class"])
+    members = factory.LazyAttribute(lambda o: o.made["members"])
+    uncertainty = factory.LazyAttribute(lambda o: o.made["uncertainty"])
+    versions = factory.LazyAttribute(lambda o: o.made["versions"])
+
+
+# --- The registry and labels, made directly (the performance dashboards' tests) ---------------------
 
 
 class ModelVersionFactory(factory.django.DjangoModelFactory):
@@ -82,17 +146,6 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     status = "valid"
 
 
-class EnsembleFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = "inference.Ensemble"
-
-    project = factory.SubFactory(ProjectFactory)
-    slug = factory.Sequence(lambda n: f"ensemble-{n}")
-    name = "Test ensemble"
-    version = factory.Sequence(lambda n: str(n + 1))
-    threshold = 0.5
-
-
 class EnsembleMemberFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = "inference.EnsembleMember"
@@ -100,18 +153,6 @@ class EnsembleMemberFactory(factory.django.DjangoModelFactory):
     ensemble = factory.SubFactory(EnsembleFactory)
     model_version = factory.SubFactory(ModelVersionFactory, project=factory.SelfAttribute("..ensemble.project"))
     position = factory.Sequence(lambda n: n)
-
-
-class InferenceResultFactory(factory.django.DjangoModelFactory):
-    """A finished result; pass `probabilities` (class -> p) and `labels` (the call)."""
-
-    class Meta:
-        model = "inference.InferenceResult"
-
-    image = factory.SubFactory(ImageFactory)
-    ensemble = factory.SubFactory(EnsembleFactory, project=factory.SelfAttribute("..image.project"))
-    status = "done"
-    finished_at = factory.LazyFunction(timezone.now)
 
 
 class LabelFactory(factory.django.DjangoModelFactory):

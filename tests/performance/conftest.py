@@ -33,7 +33,7 @@ def add_result(ensemble, image, p: float, *, members=None, finished_at=None):
             {"name": name, "weight": 0.5, "probabilities": {"normal": 1 - q, "pneumonia": q}}
             for name, q in (members or {}).items()
         ],
-        **({"finished_at": finished_at} if finished_at else {}),
+        finished_at=finished_at or timezone.now(),
     )
 
 
