@@ -10,6 +10,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_WORKERS ?= 2
 WEB_THREADS ?= 8
+# Labelled PneumoniaMNIST validation images uploaded into the demo project on first run (0: none).
+DEMO_IMAGES ?= 60
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends
 
@@ -58,7 +60,7 @@ var/secret_key:
 run: $(VENV)/.run-deps redis tesseract var/secret_key
 	@SECRET_KEY=$$(cat var/secret_key); DEBUG=$${DEBUG:-false}; export SECRET_KEY DEBUG
 	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py demo_setup
+	$(PY) manage.py demo_setup --images $(DEMO_IMAGES)
 	mkdir -p var/log
 	# A "cpu" worker (uploads, de-identification, previews) and a "gpu" worker (models loaded once and
 	# kept; the GPU when there is one, the CPU cores otherwise): one process each on a 2-core machine.

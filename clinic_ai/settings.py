@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "clinic_ai.inference",
     "clinic_ai.labelling",
     "clinic_ai.review",
+    "clinic_ai.performance",
     "clinic_ai.pipeline",
 ]
 

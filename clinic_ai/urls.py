@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("clinic_ai.inference.urls")),
     path("", include("clinic_ai.labelling.urls")),
     path("", include("clinic_ai.review.urls")),
+    path("", include("clinic_ai.performance.urls")),
     path("admin/", admin.site.urls),
 ]
 

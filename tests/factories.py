@@ -127,3 +127,40 @@ class InferenceResultFactory(factory.django.DjangoModelFactory):
     members = factory.LazyAttribute(lambda o: o.made["members"])
     uncertainty = factory.LazyAttribute(lambda o: o.made["uncertainty"])
     versions = factory.LazyAttribute(lambda o: o.made["versions"])
+
+
+# --- The registry and labels, made directly (the performance dashboards' tests) ---------------------
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "inference.ModelVersion"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"model{n}")
+    version = "1"
+    file_path = factory.LazyAttribute(lambda o: f"models/{o.name}.keras")
+    sha256 = "0" * 64
+    class_names = factory.LazyAttribute(lambda o: list(o.project.class_names))
+    task_type = factory.LazyAttribute(lambda o: o.project.task_type)
+    status = "valid"
+
+
+class EnsembleMemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "inference.EnsembleMember"
+
+    ensemble = factory.SubFactory(EnsembleFactory)
+    model_version = factory.SubFactory(ModelVersionFactory, project=factory.SelfAttribute("..ensemble.project"))
+    position = factory.Sequence(lambda n: n)
+
+
+class LabelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "labelling.Label"
+
+    image = factory.SubFactory(ImageFactory)
+    project = factory.SelfAttribute("image.project")
+    reader = factory.SubFactory(UserFactory)
+    values = factory.LazyFunction(lambda: ["normal"])
+    source = "reader"

@@ -1,4 +1,5 @@
-"""Validation figures and calibration for binary classifiers: pure numpy (used by training and tests)."""
+"""Validation figures and calibration for binary classifiers: pure numpy (used by training, by the
+performance dashboards through `clinic_ai.performance.metrics`, and by tests)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,50 @@ import numpy as np
 from clinic_ai.inference.ensemble import sigmoid
 
 
+def auroc_from_level_counts(positives, negatives):
+    """AUROC from the counts of positives and negatives at each distinct score, in ascending order of
+    score (last axis; leading axes are independent samples, as in a bootstrap). Each positive wins
+    over every negative with a lower score and half-wins over a tie: the Mann-Whitney rank-sum
+    statistic without sorting again. NaN where a sample lacks one of the classes."""
+    pos = np.asarray(positives, dtype=np.float64)
+    neg = np.asarray(negatives, dtype=np.float64)
+    negatives_below = np.cumsum(neg, axis=-1) - neg
+    wins = (pos * negatives_below).sum(axis=-1) + 0.5 * (pos * neg).sum(axis=-1)
+    pairs = pos.sum(axis=-1) * neg.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1.0), np.nan)
+
+
+def score_levels(score) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct scores ascending, the index of each score among them)."""
+    levels, index = np.unique(np.asarray(score, dtype=np.float64).ravel(), return_inverse=True)
+    return levels, index.ravel()
+
+
 def auroc(y_true, score) -> float:
     """Area under the ROC curve by the rank-sum (Mann-Whitney) formula; ties count a half."""
     y = np.asarray(y_true).ravel().astype(bool)
-    s = np.asarray(score, dtype=np.float64).ravel()
+    levels, index = score_levels(score)
+    if len(index) != len(y):
+        raise ValueError("one score per case")
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUROC needs both classes")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    # average ranks over ties
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    pos = np.bincount(index[y], minlength=len(levels))
+    neg = np.bincount(index[~y], minlength=len(levels))
+    return float(auroc_from_level_counts(pos, neg))
+
+
+def confusion_counts(y_true, p_positive, *, threshold: float) -> dict[str, int]:
+    """True/false positives and negatives when a probability at or above `threshold` is called positive."""
+    y = np.asarray(y_true).ravel().astype(bool)
+    pred = np.asarray(p_positive, dtype=np.float64).ravel() >= threshold
+    return {
+        "tp": int((pred & y).sum()),
+        "fp": int((pred & ~y).sum()),
+        "tn": int((~pred & ~y).sum()),
+        "fn": int((~pred & y).sum()),
+    }
 
 
 def binary_report(y_true, p_positive, *, threshold: float = 0.5, test_normal_fraction: float | None = None) -> dict:
@@ -36,13 +62,13 @@ def binary_report(y_true, p_positive, *, threshold: float = 0.5, test_normal_fra
     """
     y = np.asarray(y_true).ravel().astype(bool)
     p = np.asarray(p_positive, dtype=np.float64).ravel()
-    pred = p >= threshold
-    sens = float((pred & y).sum() / max(y.sum(), 1))
-    spec = float((~pred & ~y).sum() / max((~y).sum(), 1))
+    c = confusion_counts(y, p, threshold=threshold)
+    sens = float(c["tp"] / max(c["tp"] + c["fn"], 1))
+    spec = float(c["tn"] / max(c["tn"] + c["fp"], 1))
     out = {
         "n": int(len(y)),
         "auroc": round(auroc(y, p), 4),
-        "accuracy": round(float((pred == y).mean()), 4),
+        "accuracy": round((c["tp"] + c["tn"]) / len(y), 4),
         "sensitivity": round(sens, 4),
         "specificity": round(spec, 4),
         "balanced_accuracy": round((sens + spec) / 2, 4),
@@ -73,14 +99,34 @@ def fit_temperature(logits, y_true, *, class_weights=(1.0, 1.0)) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
-def expected_calibration_error(y_true, p_positive, *, bins: int = 10) -> float:
+def calibration_bins(y_true, p_positive, *, bins: int = 10) -> list[dict]:
+    """The reliability curve: `bins` equal-width bins of predicted probability, [lower, upper) but
+    the last includes 1.0; per bin the count, the mean predicted probability and the observed
+    fraction of positives (None for an empty bin)."""
     y = np.asarray(y_true).ravel().astype(float)
     p = np.asarray(p_positive, dtype=np.float64).ravel()
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    ece = 0.0
+    out = []
     for b in range(bins):
         sel = idx == b
-        if sel.any():
-            ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
-    return float(ece)
+        n = int(sel.sum())
+        out.append(
+            {
+                "lower": float(edges[b]),
+                "upper": float(edges[b + 1]),
+                "count": n,
+                "mean_predicted": float(p[sel].mean()) if n else None,
+                "observed": float(y[sel].mean()) if n else None,
+            }
+        )
+    return out
+
+
+def expected_calibration_error(y_true, p_positive, *, bins: int = 10) -> float:
+    """The count-weighted mean gap between predicted and observed over the calibration bins."""
+    rows = calibration_bins(y_true, p_positive, bins=bins)
+    total = sum(r["count"] for r in rows)
+    if not total:
+        return 0.0
+    return float(sum(r["count"] / total * abs(r["mean_predicted"] - r["observed"]) for r in rows if r["count"]))

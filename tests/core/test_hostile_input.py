@@ -80,6 +80,10 @@ PAGES = {
     "labelling:label_export",
     "review:worklist",
     "review:review_image",
+    "performance:dashboard",
+    "performance:dashboard_csv",
+    "performance:prediction_list",
+    "performance:prediction_csv",
 }
 # Django's admin site is hardened under its own item of issue 7 (status and paths read-only).
 NOT_HERE = {"admin"}
@@ -350,6 +354,10 @@ def _url(name, world) -> str:
         "review:worklist": {"project_id": world["project"].pk},
         "review:review_image": {"project_id": world["project"].pk, "image_id": world["released"].pk},
         "review:decide": {"project_id": world["project"].pk, "image_id": world["released"].pk},
+        "performance:dashboard": {"project_id": world["project"].pk},
+        "performance:dashboard_csv": {"project_id": world["project"].pk},
+        "performance:prediction_list": {"project_id": world["project"].pk},
+        "performance:prediction_csv": {"project_id": world["project"].pk},
     }.get(name, {})
     return reverse(name, kwargs=kwargs)
 
@@ -641,6 +649,12 @@ HOSTILE_QUERIES = [
     "rank_class=%ED%A0%80&modality=" + "x" * 5000,
     "ai_class=%00&ai_call=positive",
     "page=1&page=2&page=%FF",
+    "ensemble=not-a-uuid",
+    "ensemble=%00",
+    "member=%ED%A0%80",
+    "cls=%FF%FE",
+    "decision=%00",
+    "disagreement=%ED%A0%80",
 ]
 
 
@@ -699,3 +713,16 @@ def test_hostile_review_decisions_get_a_400_or_a_refusal_and_store_nothing(clien
             assert response.status_code == 200, (name, query[:40], response.status_code)
     assert client.post(url, data=r + b"&decision=agree", content_type=FORM).status_code == 302
     assert Review.objects.count() == 1
+
+
+ADMIN_PAGES = sorted(name for name in PAGES if name.startswith("performance:"))
+
+
+def test_admin_pages_never_answer_500_to_a_hostile_query(client, world, project_admin):
+    """The pages only admins may open, sent the same queries as an admin (a radiologist gets 403)."""
+    client.force_login(project_admin)
+    for name in ADMIN_PAGES:
+        url = _url(name, world)
+        for query in HOSTILE_QUERIES:
+            response = client.get(f"{url}?{query}")
+            assert response.status_code == 200, (name, query[:40], response.status_code)

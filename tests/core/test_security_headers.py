@@ -100,6 +100,10 @@ def site(client):
         "labelling:label_export": reverse("labelling:label_export", args=[project.pk, "csv"]),
         "review:worklist": reverse("review:worklist", args=[project.pk]) + "?state=all",
         "review:review_image": reverse("review:review_image", args=[project.pk, released.pk]),
+        "performance:dashboard": reverse("performance:dashboard", args=[project.pk]),
+        "performance:dashboard_csv": reverse("performance:dashboard_csv", args=[project.pk]),
+        "performance:prediction_list": reverse("performance:prediction_list", args=[project.pk]),
+        "performance:prediction_csv": reverse("performance:prediction_csv", args=[project.pk]),
         # Not pages of ours, but served by us all the same:
         "admin:index": reverse("admin:index"),
         "admin:studies_image_changelist": reverse("admin:studies_image_changelist"),
@@ -153,6 +157,7 @@ def test_every_page_carries_the_security_headers(client, site, settings, usernam
         assert statuses["studies:image_detail"] == statuses["deidentification:image_mask"] == 200
         assert statuses["admin:studies_image_change"] == 200
         assert statuses["review:worklist"] == statuses["review:review_image"] == 200
+        assert statuses["performance:dashboard"] == statuses["performance:prediction_list"] == 200
 
 
 def test_error_pages_carry_the_headers_too(client, settings):

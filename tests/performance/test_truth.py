@@ -1,0 +1,90 @@
+"""Which label is the reference standard of an image, and what the radiologist decided."""
+
+import pytest
+from django.utils import timezone
+
+from clinic_ai.labelling.models import LabellingSettings
+from clinic_ai.performance import selectors
+from tests.factories import EnsembleFactory, ImageFactory, LabelFactory, UserFactory
+from tests.performance.conftest import add_result
+
+pytestmark = pytest.mark.django_db
+
+
+def _label(image, values, source="reader", reader=None, **extra):
+    return LabelFactory(image=image, reader=reader or UserFactory(), values=list(values), source=source, **extra)
+
+
+def test_truth_precedence_review_then_adjudication_then_consensus_then_upload(project):
+    LabellingSettings.objects.create(project=project, readers_per_image=2)
+    img = {name: ImageFactory(project=project) for name in "abcdefgh"}
+    # a: a review beats everything else
+    _label(img["a"], ["normal"], "upload")
+    _label(img["a"], ["normal"])
+    _label(img["a"], ["normal"])
+    _label(img["a"], ["normal"], "review", adjudication=True)
+    _label(img["a"], ["pneumonia"], "review")
+    # b: an adjudication beats the readers and the upload
+    _label(img["b"], ["normal"], "upload")
+    _label(img["b"], ["normal"])
+    _label(img["b"], ["pneumonia"])
+    _label(img["b"], ["pneumonia"], "review", adjudication=True)
+    # c: two readers of two agree: consensus beats the upload
+    _label(img["c"], ["pneumonia"], "upload")
+    _label(img["c"], ["normal"])
+    _label(img["c"], ["normal"])
+    # d: one reader of the two asked for: no consensus yet, the upload label stands
+    _label(img["d"], ["pneumonia"], "upload")
+    _label(img["d"], ["normal"])
+    # e: readers split and nobody adjudicated: the upload label
+    _label(img["e"], ["normal"], "upload")
+    _label(img["e"], ["normal"])
+    _label(img["e"], ["pneumonia"])
+    # f: a review saying ungradable
+    _label(img["f"], ["normal"], "upload")
+    _label(img["f"], ["ungradable"], "review")
+    # g: a withdrawn review does not count
+    _label(img["g"], ["pneumonia"], "review", is_current=False, withdrawn_at=timezone.now())
+    _label(img["g"], ["normal"], "upload")
+    # h: nothing at all
+
+    truth = selectors.project_labels(project).truth
+    assert truth[img["a"].pk] == selectors.Truth(("pneumonia",), "review")
+    assert truth[img["b"].pk] == selectors.Truth(("pneumonia",), "adjudication")
+    assert truth[img["c"].pk] == selectors.Truth(("normal",), "consensus")
+    assert truth[img["d"].pk] == selectors.Truth(("pneumonia",), "upload")
+    assert truth[img["e"].pk] == selectors.Truth(("normal",), "upload")
+    assert truth[img["f"].pk].ungradable and truth[img["f"].pk].source == "review"
+    assert truth[img["g"].pk] == selectors.Truth(("normal",), "upload")
+    assert img["h"].pk not in truth
+
+
+def test_the_latest_review_wins_when_two_radiologists_reviewed(project):
+    image = ImageFactory(project=project)
+    _label(image, ["normal"], "review")
+    _label(image, ["pneumonia"], "review")
+    labels = selectors.project_labels(project)
+    assert labels.truth[image.pk].values == ("pneumonia",)
+    assert labels.reviews[image.pk].values == ("pneumonia",)
+
+
+def test_labels_of_another_project_are_not_read(project):
+    image = ImageFactory(project=project)
+    other = ImageFactory()
+    _label(other, ["pneumonia"], "upload")
+    assert selectors.project_labels(project).truth == {}
+    assert image.pk not in selectors.project_labels(project).truth
+
+
+def test_decision_compares_the_review_with_the_ai_call_and_disagreement_with_the_truth(project):
+    ensemble = EnsembleFactory(project=project, is_active=True)
+    images = [ImageFactory(project=project) for _ in range(5)]
+    for image in images:
+        add_result(ensemble, image, 0.9)  # called pneumonia
+    _label(images[0], ["pneumonia"], "review")
+    _label(images[1], ["normal"], "review")
+    _label(images[2], ["ungradable"], "review")
+    _label(images[3], ["normal"], "upload")
+    cases = {c.image_id: c for c in selectors.ensemble_cases(project, ensemble)}
+    assert [cases[i.pk].decision for i in images] == ["agree", "disagree", "ungradable", "unreviewed", "unreviewed"]
+    assert [cases[i.pk].disagreement for i in images] == [False, True, None, True, None]
