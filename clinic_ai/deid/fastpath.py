@@ -705,6 +705,8 @@ def _top_level(output: bytes, pos: int, ordered: Output, implicit: bool) -> Data
     raws = {}
     for tag, chunk in ordered:
         size = sum(len(piece) for piece in chunk) if isinstance(chunk, tuple) else len(chunk)
+        if not size:
+            continue  # an element the walk dropped (cleaned to nothing)
         _, vr, length, start = _read_header(buf, pos, pos + size, implicit)
         end = pos = pos + size
         if tag == _PIXEL_DATA:

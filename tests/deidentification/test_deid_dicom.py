@@ -108,7 +108,10 @@ def test_scanner_finds_the_plants_in_the_input(name: str) -> None:
 def test_pixel_data_is_byte_identical_and_stays_compressed(name: str) -> None:
     r = run(name)
     out = r.out
-    assert out.file_meta.TransferSyntaxUID == r.source.file_meta.TransferSyntaxUID
+    if r.source.file_meta.TransferSyntaxUID.is_deflated:  # released inflated, as the gate requires
+        assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    else:
+        assert out.file_meta.TransferSyntaxUID == r.source.file_meta.TransferSyntaxUID
     assert out.file_meta.TransferSyntaxUID.is_compressed == C.CORPUS_SOURCES[name][1]
     assert out.PixelData == r.source.PixelData
     for keyword in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation", "NumberOfFrames"):
