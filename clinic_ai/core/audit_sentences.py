@@ -27,7 +27,7 @@ SENTENCES: dict[str, str] = {
     "upload.names_erase": "The file names of an upload were erased ({files})",
     "image.quarantine": "{actor} uploaded {image} of {study}; it waits in quarantine",
     "quarantine.view": "{actor} viewed the quarantined pixels of {image}",
-    "quarantine.purge": "{files} of {image} purged from quarantine",
+    "quarantine.purge": "The quarantined files of {image} were purged ({files})",
     # De-identification and masking
     "image.deidentify": "{image} of {study} was de-identified",
     "image.hold": "{image} of {study} was held for masking: {reason}",
@@ -290,8 +290,10 @@ def sentence(event, refs: AuditRefs) -> tuple[str, str]:
     template = template_for(event.action)
     parts = _Parts(event, refs)
     names = [name for _, name, _, _ in Formatter().parse(template) if name]
-    text = template.format_map({name: parts[name].text for name in names})
-    html = format_html(template, **{name: parts[name].html() for name in names})
+    text = template.format_map({name: parts[name].text for name in names}).strip()
+    html = mark_safe(format_html(template, **{name: parts[name].html() for name in names}).strip())
+    if template.startswith("{actor}") and event.actor is not None:
+        return html, text  # a user name is written as its owner spells it
     return _capitalise(html), _capitalise(text)
 
 
