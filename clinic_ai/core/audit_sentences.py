@@ -15,7 +15,7 @@ from string import Formatter
 
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import mark_safe
 
 from clinic_ai.accounts.models import Role
 
@@ -247,8 +247,10 @@ class _Parts(dict):
         counts = self.data.get("files")
         if not isinstance(counts, dict):
             return Part("…")
-        words = [f"{n} {status}" for status, n in counts.items() if isinstance(n, int) and n]
-        return Part(", ".join(words) or "no files")
+        counted = {str(status).replace("_", " "): n for status, n in counts.items() if isinstance(n, int) and n}
+        total = sum(counted.values())
+        words = ", ".join(f"{n} {status}" for status, n in counted.items())
+        return Part(f"{_count(total, 'files')} ({words})" if total else "no files")
 
     def _mask_how(self) -> Part:
         if self.data.get("by") == "device template":
@@ -286,20 +288,19 @@ def template_for(action: str) -> str:
 
 
 def sentence(event, refs: AuditRefs) -> tuple[str, str]:
-    """(HTML with links, plain text) of one event."""
+    """(HTML with links, plain text) of one event, its first letter a capital unless it is a
+    user's name (written as its owner spells it)."""
     template = template_for(event.action)
     parts = _Parts(event, refs)
-    names = [name for _, name, _, _ in Formatter().parse(template) if name]
-    text = template.format_map({name: parts[name].text for name in names}).strip()
-    html = mark_safe(format_html(template, **{name: parts[name].html() for name in names}).strip())
-    if template.startswith("{actor}") and event.actor is not None:
-        return html, text  # a user name is written as its owner spells it
-    return _capitalise(html), _capitalise(text)
-
-
-def _capitalise(value):
-    """The first letter up ("the system released…"), keeping a SafeString safe."""
-    if not value or not value[0].islower():
-        return value
-    fixed = value[0].upper() + value[1:]
-    return mark_safe(fixed) if isinstance(value, SafeString) else fixed
+    fields = list(Formatter().parse(template))
+    names = [name for _, name, _, _ in fields if name]
+    values = {name: parts[name] for name in names}
+    leading = fields[0][1] if fields and fields[0][0] == "" else None
+    if leading is None:
+        template = template[:1].upper() + template[1:]
+    elif not (leading == "actor" and event.actor is not None):
+        first = values[leading]
+        values[leading] = Part(first.text[:1].upper() + first.text[1:], first.url)
+    text = template.format_map({name: part.text for name, part in values.items()}).strip()
+    html = mark_safe(format_html(template, **{name: part.html() for name, part in values.items()}).strip())
+    return html, text

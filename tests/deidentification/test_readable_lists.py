@@ -174,6 +174,7 @@ def test_audit_sentences_name_the_people_and_link_the_image_and_its_study(
     assert study.patient_pseudonym and study.patient_pseudonym in release
     assert "drew 1 box on" in sentences["image.mask_request"]
     assert "was held for masking: " in sentences["image.hold"]
+    assert sentences["image.hold"].startswith(f'<a href="{image_url}">Image {short}</a> of ')  # a capital, in the link
     page = response.content.decode()
     assert "{'" not in page and "&#x27;" not in page.split('id="audit-events"')[1]
 
