@@ -40,6 +40,7 @@ SENTENCES: dict[str, str] = {
     "mask_template.delete": "{actor} deleted a device mask template",
     "deid_profile.update": "{actor} changed the de-identification options: {changed}",
     "patient_link.view": "{actor} read the patient link table ({rows})",
+    "audit.export": "{actor} downloaded the audit trail as CSV (filtered by: {filters})",
     # Labelling
     "labelling.settings_update": "{actor} set labelling to {readers_per_image} per image, AI result {ai_shown}",
     "label.create": "{actor} labelled {image} as {values}",

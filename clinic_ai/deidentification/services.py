@@ -565,6 +565,11 @@ def patient_links_read(*, user: User, project: Project):
     return links
 
 
+def audit_export_record(*, actor: User, project: Project, filters: list[str]) -> None:
+    """A download of the audit trail is itself in the trail (it names who did what, and pseudonyms)."""
+    audit_record(action="audit.export", actor=actor, project=project, data={"filters": sorted(filters)})
+
+
 # --- Options and templates, changed by people -------------------------------------------------
 
 PROFILE_OPTIONS = ("retain_modified_dates", "retain_patient_characteristics", "clean_descriptors", "ocr_enabled")

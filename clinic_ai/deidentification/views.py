@@ -195,7 +195,10 @@ class _Echo:
 def audit_export(request, project_id):
     """The trail as CSV, with the page's filters; streamed, a few queries per 500 events."""
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
-    _, events = _audit_filtered(request, project)
+    form, events = _audit_filtered(request, project)
+    services.audit_export_record(
+        actor=request.user, project=project, filters=[name for name, value in form.filters().items() if value]
+    )
     writer = csv.writer(_Echo())
 
     def lines():
