@@ -316,3 +316,20 @@ def test_patient_key_parts_reads_every_key_form():
     assert patient_key_parts('["study","1.2.3"]') == ("Study (no patient ID)", "", "1.2.3")
     assert patient_key_parts("not json") == ("unknown", "", "not json")
     assert patient_key_parts('{"a": 1}') == ("unknown", "", '{"a": 1}')
+
+
+def test_the_masking_queue_and_the_link_table_cap_their_queries(
+    client, project, radiologist, project_admin, django_assert_max_num_queries
+):
+    client.force_login(radiologist)
+    upload_through_api(client, project, {f"us{i}.dcm": ultrasound_bytes(seed=20 + i) for i in range(3)})
+    run_pipeline_inline()
+    assert Image.objects.filter(status=ImageStatus.HELD).count() == 3
+    client.force_login(project_admin)
+    client.get(reverse("deidentification:held_list"))
+    with django_assert_max_num_queries(6):
+        listed = client.get(reverse("deidentification:held_list"))
+    assert len(listed.context["page"]) == 3
+    with django_assert_max_num_queries(8):
+        links = client.get(reverse("deidentification:patient_links", args=[project.pk]))
+    assert [row["link"].image_count for row in links.context["rows"]] == [3]  # one patient, three images
