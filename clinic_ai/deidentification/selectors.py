@@ -1,10 +1,12 @@
 import uuid
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
 from clinic_ai.accounts.models import Project, User
 from clinic_ai.core.audit_sentences import AuditRefs, ImageRef, image_id_of, user_name
 from clinic_ai.core.models import AuditEvent
+from clinic_ai.deid.pseudonyms import patient_key_parts
+from clinic_ai.deidentification.models import PatientLink
 from clinic_ai.inference.models import Ensemble, InferenceResult, ModelVersion
 from clinic_ai.studies.models import Image, ImageStatus
 from clinic_ai.studies.selectors import can_see_quarantine, get_image_for_user, images_visible_to
@@ -95,13 +97,10 @@ def _uuids(values) -> list[uuid.UUID]:
     return found
 
 
-def patient_link_image_counts(project: Project) -> dict[str, int]:
-    """Released images per pseudonym of a project, as its studies carry them (one query)."""
-    rows = (
-        Image.objects.filter(project=project, status=ImageStatus.RELEASED)
-        .exclude(study__patient_pseudonym="")
-        .values("study__patient_pseudonym")
-        .annotate(n=Count("pk"))
-        .values_list("study__patient_pseudonym", "n")
-    )
-    return dict(rows)
+def patient_link_rows(links: list[PatientLink]) -> list[dict]:
+    """The link table as rows of issuer, original identifier and pseudonym (no JSON on the page)."""
+    rows = []
+    for link in links:
+        how, issuer, identifier = patient_key_parts(link.original_key)
+        rows.append({"how": how, "issuer": issuer, "identifier": identifier, "link": link})
+    return rows

@@ -14,7 +14,6 @@ from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
 from clinic_ai.core.audit_sentences import sentence, user_name
 from clinic_ai.core.http import RequestRefused, json_body, json_endpoint
 from clinic_ai.deid.process import Device
-from clinic_ai.deid.pseudonyms import patient_key_parts
 from clinic_ai.deidentification import selectors, services
 from clinic_ai.deidentification.forms import AuditFilterForm, DeidProfileForm
 from clinic_ai.deidentification.selectors import get_held_image_for_user, held_images_for_user
@@ -141,16 +140,12 @@ def image_mask_release(request, image_id):
 def patient_links(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     links = services.patient_links_read(user=request.user, project=project)
-    rows = []
-    for link in links:
-        how, issuer, identifier = patient_key_parts(link.original_key)
-        rows.append({"how": how, "issuer": issuer, "identifier": identifier, "link": link})
-    worklist = reverse("studies:worklist")
-    return render(
-        request,
-        "deidentification/patient_links.html",
-        {"project": project, "rows": rows, "worklist_url": worklist},
-    )
+    context = {
+        "project": project,
+        "rows": selectors.patient_link_rows(links),
+        "worklist_url": reverse("studies:worklist"),
+    }
+    return render(request, "deidentification/patient_links.html", context)
 
 
 AUDIT_PAGE_SIZE = 50
