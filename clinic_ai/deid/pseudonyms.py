@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_SHIFT_RANGE",
     "PatientIdentity",
     "patient_key_from_dataset",
+    "patient_key_parts",
     "patient_pseudonym",
     "date_shift_days",
     "derive_patient_identity",
@@ -136,6 +137,26 @@ def patient_key_from_dataset(ds: Dataset, *, allow_study_fallback: bool = False)
         "cannot identify the patient: PatientID is missing or a placeholder and PatientName/PatientBirthDate "
         "are incomplete"
     )
+
+
+def patient_key_parts(key: str) -> tuple[str, str, str]:
+    """(how the patient was identified, issuer, original identifier) of a key made by
+    :func:`patient_key_from_dataset`, for the admins' link table. A key in no known form is shown
+    whole as the identifier, never dropped."""
+    try:
+        parts = json.loads(key)
+    except (TypeError, ValueError):
+        parts = None
+    if not (isinstance(parts, list) and parts and all(isinstance(p, str) for p in parts)):
+        return ("unknown", "", str(key))
+    kind, rest = parts[0], parts[1:]
+    if kind == "pid" and len(rest) == 2:
+        return ("Patient ID", rest[0], rest[1])
+    if kind == "name-dob" and len(rest) == 2:
+        return ("Name and birth date", "", f"{rest[0].replace('^', ' ').strip()}, born {rest[1]}")
+    if kind == "study" and len(rest) == 1:
+        return ("Study (no patient ID)", "", rest[0])
+    return ("unknown", "", str(key))
 
 
 def _hmac(secret: bytes, domain: str, project_key: str, patient_key: str) -> bytes:

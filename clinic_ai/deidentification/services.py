@@ -33,7 +33,7 @@ from clinic_ai.deid.pixels import Box
 from clinic_ai.deid.uids import map_uid
 from clinic_ai.deidentification.models import DeidProfile, MaskTemplate, PatientLink
 from clinic_ai.studies import imaging, storage
-from clinic_ai.studies.models import Image, ImageStatus, UploadedFile, UploadStatus
+from clinic_ai.studies.models import Image, ImageKind, ImageStatus, Series, Study, UploadedFile, UploadStatus
 
 logger = logging.getLogger(__name__)
 
@@ -334,6 +334,7 @@ def _release(image: Image, *, actor: User | None = None) -> None:
     if not keep_original:
         image.quarantine_path = ""
     image.save()
+    _record_display_fields(image)
     audit_record(action="image.release", actor=actor, project=image.project, obj=image)
     purged = [deid] + ([original] if original is not None and not keep_original else [])
     audit_record(
@@ -344,6 +345,52 @@ def _release(image: Image, *, actor: User | None = None) -> None:
     )
     for path in purged:
         transaction.on_commit(lambda p=path: storage.purge(p))
+
+
+def _record_display_fields(image: Image) -> None:
+    """Copy what the worklist shows of the image's study and series from the RELEASED file.
+
+    Read from the released copy (after the gate), never from the original in quarantine: what is
+    shown is exactly what left the quarantine. A study takes the values of its latest released
+    image; its body parts are the union over its images, as its modalities are.
+    """
+    if image.kind != ImageKind.DICOM or not image.released_path:
+        return
+    try:
+        fields = imaging.released_fields(storage.media_path(image.released_path))
+    except imaging.RejectedFile:
+        logger.warning("The worklist fields of image %s could not be read", image.pk)
+        return
+    Series.objects.filter(pk=image.series_id).update(
+        body_part=fields.body_part, series_description=fields.series_description
+    )
+    study = Study.objects.select_for_update().get(pk=image.study_id)
+    changed = []
+    for name in ("patient_pseudonym", "patient_age", "patient_sex", "study_description", "study_date"):
+        value = getattr(fields, name)
+        if value and getattr(study, name) != value:
+            setattr(study, name, value)
+            changed.append(name)
+    parts = [p for p in study.body_part.split(",") if p]
+    if fields.body_part and fields.body_part.replace(",", " ") not in parts:
+        study.body_part = ",".join(sorted([*parts, fields.body_part.replace(",", " ")]))[:128]
+        changed.append("body_part")
+    if changed:
+        study.save(update_fields=[*changed, "modified"])
+
+
+def released_display_fields_backfill() -> int:
+    """Read the worklist fields of every released DICOM image again (rows released before the
+    fields existed); returns how many images were read."""
+    count = 0
+    ids = Image.objects.filter(status=ImageStatus.RELEASED, kind=ImageKind.DICOM).values_list("pk", flat=True)
+    for image_id in ids.iterator():
+        with transaction.atomic():
+            image = Image.objects.select_for_update(of=("self",)).filter(pk=image_id).first()
+            if image is not None and image.status == ImageStatus.RELEASED:
+                _record_display_fields(image)
+                count += 1
+    return count
 
 
 def quarantine_purge_expired(*, now=None) -> int:
@@ -400,10 +447,11 @@ def held_image_size(image: Image) -> tuple[int, int]:
     return _image_size(storage.quarantine_path(image.deid_path), image.kind)
 
 
-def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 1600):
+def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 1600, thumbnail: bool = False):
     """The held (unmasked) image rendered for its reviewer, with `boxes` blacked out if given.
 
-    Shows pixels that may carry patient data: every call is audited as a view of the quarantine.
+    Shows pixels that may carry patient data: every call is audited as a view of the quarantine
+    (a thumbnail in the masking queue too: small, but it may still show a burned-in name).
     """
     path = storage.quarantine_path(image.deid_path)
     picture = imaging.render_preview(path, image.kind, max_size=max_size).convert("RGB")
@@ -414,7 +462,11 @@ def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 
         for x0, y0, x1, y1 in _clean_boxes(image, boxes, width, height):
             draw.rectangle([x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)], fill=(0, 0, 0))
     audit_record(
-        action="quarantine.view", actor=user, project=image.project, obj=image, data={"masked": boxes is not None}
+        action="quarantine.view",
+        actor=user,
+        project=image.project,
+        obj=image,
+        data={"masked": boxes is not None, **({"thumbnail": True} if thumbnail else {})},
     )
     return picture
 
@@ -514,6 +566,11 @@ def patient_links_read(*, user: User, project: Project):
     links = list(PatientLink.objects.filter(project=project).order_by("pseudonym"))
     audit_record(action="patient_link.view", actor=user, project=project, data={"rows": len(links)})
     return links
+
+
+def audit_export_record(*, actor: User, project: Project, filters: list[str]) -> None:
+    """A download of the audit trail is itself in the trail (it names who did what, and pseudonyms)."""
+    audit_record(action="audit.export", actor=actor, project=project, data={"filters": sorted(filters)})
 
 
 # --- Options and templates, changed by people -------------------------------------------------

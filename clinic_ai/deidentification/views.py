@@ -1,20 +1,21 @@
+import csv
 import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from clinic_ai.accounts.selectors import MANAGE_ROLES, get_project_for_user
+from clinic_ai.core.audit_sentences import sentence, user_name
 from clinic_ai.core.http import RequestRefused, json_body, json_endpoint
-from clinic_ai.core.models import AuditEvent
 from clinic_ai.deid.process import Device
-from clinic_ai.deidentification import services
-from clinic_ai.deidentification.forms import DeidProfileForm
+from clinic_ai.deidentification import selectors, services
+from clinic_ai.deidentification.forms import AuditFilterForm, DeidProfileForm
 from clinic_ai.deidentification.selectors import get_held_image_for_user, held_images_for_user
 from clinic_ai.pipeline import tasks as pipeline
 from clinic_ai.studies import imaging
@@ -74,6 +75,24 @@ def image_mask_source(request, image_id):
         raise Http404("This image cannot be shown") from None
 
 
+THUMBNAIL_SIZE = 160
+
+
+@login_required
+@require_GET
+def image_mask_thumbnail(request, image_id):
+    """A small picture of a held image for the masking queue: for its uploader and admins only
+    (:func:`get_held_image_for_user`), never cached (it may show burned-in patient text)."""
+    image = get_held_image_for_user(request.user, image_id)
+    if image.status not in (ImageStatus.HELD, ImageStatus.MASKING) or not image.deid_path:
+        raise Http404("Not waiting to be masked")
+    try:
+        picture = services.held_image_preview(user=request.user, image=image, max_size=THUMBNAIL_SIZE, thumbnail=True)
+    except (imaging.RejectedFile, OSError):  # OSError: masked and released a moment ago, the file purged
+        raise Http404("This image cannot be shown") from None
+    return _png(picture)
+
+
 def _mask_body(request) -> dict:
     body = json_body(request)
     for flag in ("save_template", "confirm_no_text"):
@@ -121,23 +140,91 @@ def image_mask_release(request, image_id):
 def patient_links(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
     links = services.patient_links_read(user=request.user, project=project)
-    return render(request, "deidentification/patient_links.html", {"project": project, "links": links})
+    context = {
+        "project": project,
+        "rows": selectors.patient_link_rows(links),
+        "worklist_url": reverse("studies:worklist"),
+    }
+    return render(request, "deidentification/patient_links.html", context)
+
+
+AUDIT_PAGE_SIZE = 50
+AUDIT_CSV_COLUMNS = ("when", "user", "event", "sentence", "object_type", "object_id")
+
+
+def _audit_filtered(request, project):
+    choices = selectors.audit_filter_choices(project)
+    form = AuditFilterForm(request.GET or None, **choices)
+    return form, selectors.audit_events_for_project(project, **form.filters())
 
 
 @login_required
 def audit_list(request, project_id):
     project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
-    events = AuditEvent.objects.filter(project=project).select_related("actor")
-    action = request.GET.get("action", "")
-    if action:
-        events = events.filter(action=action)
-    actions = AuditEvent.objects.filter(project=project).values_list("action", flat=True).distinct().order_by("action")
-    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    form, events = _audit_filtered(request, project)
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    refs = selectors.audit_refs(rows)
+    page.object_list = [(event, sentence(event, refs)[0]) for event in rows]
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "deidentification/audit_list.html",
-        {"project": project, "page": page, "actions": actions, "action": action},
+        {"project": project, "page": page, "form": form, "query": query.urlencode()},
     )
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (a user name may start with "=")."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+@require_GET
+def audit_export(request, project_id):
+    """The trail as CSV, with the page's filters; streamed, a few queries per 500 events."""
+    project = get_project_for_user(request.user, project_id, roles=MANAGE_ROLES)
+    form, events = _audit_filtered(request, project)
+    services.audit_export_record(
+        actor=request.user, project=project, filters=[name for name, value in form.filters().items() if value]
+    )
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(AUDIT_CSV_COLUMNS)
+        chunk = []
+        for event in events.iterator(chunk_size=500):
+            chunk.append(event)
+            if len(chunk) == 500:
+                yield from _audit_csv_rows(writer, chunk)
+                chunk = []
+        yield from _audit_csv_rows(writer, chunk)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{project.pk}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _audit_csv_rows(writer, events):
+    refs = selectors.audit_refs(events)
+    for event in events:
+        yield writer.writerow(
+            [
+                event.created.isoformat(),
+                _csv_cell(user_name(event.actor) if event.actor else "system"),
+                event.action,
+                _csv_cell(sentence(event, refs)[1]),
+                event.object_type,
+                event.object_id,
+            ]
+        )
 
 
 @login_required

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import re
 import stat
 import struct
 import uuid
@@ -457,6 +458,52 @@ def _int_or_none(ds: Dataset, keyword: str) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+# ---- Worklist fields of a released file ------------------------------------------------------------
+
+_AGE_RE = re.compile(r"\d{3}[DWMY]")
+_SEXES = ("M", "F", "O")
+
+
+@dataclass(frozen=True)
+class ReleasedFields:
+    """What a worklist shows of a study, as the released file has it. An attribute the
+    de-identification removed (age and sex without Retain Patient Characteristics, descriptions
+    without Clean Descriptors) is an empty string here."""
+
+    patient_pseudonym: str
+    patient_age: str
+    patient_sex: str
+    body_part: str
+    study_description: str
+    series_description: str
+    study_date: datetime.date | None
+
+
+def released_fields(path: StrPath) -> ReleasedFields:
+    """Read the worklist fields from a RELEASED, de-identified DICOM file (never an original: the
+    pseudonym, not the patient ID, is what it carries). Values that are not what the attribute
+    holds (an age that is not an age string, say) are left out rather than shown."""
+    try:
+        ds = pydicom.dcmread(os.fspath(path), stop_before_pixels=True)
+        age = _text(ds, "PatientAge").upper()
+        sex = _text(ds, "PatientSex").upper()
+        return ReleasedFields(
+            patient_pseudonym=_printable(_text(ds, "PatientID"), 64),
+            patient_age=age if _AGE_RE.fullmatch(age) else "",
+            patient_sex=sex if sex in _SEXES else "",
+            body_part=_printable(_text(ds, "BodyPartExamined"), 64),
+            study_description=_printable(_text(ds, "StudyDescription"), 128),
+            series_description=_printable(_text(ds, "SeriesDescription"), 128),
+            study_date=_date(ds, "StudyDate"),
+        )
+    except Exception as exc:
+        raise RejectedFile("The released DICOM header could not be read.") from exc
+
+
+def _printable(value: str, limit: int) -> str:
+    return value[:limit] if value.isprintable() else ""
 
 
 # ---- DICOM preview ---------------------------------------------------------------------------------

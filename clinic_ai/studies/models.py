@@ -103,12 +103,28 @@ class UploadedFile(UUIDModel):
         return self.status in UPLOAD_DONE
 
 
+_AGE_UNITS = {"Y": "y", "M": "m", "W": "w", "D": "d"}
+
+
+def age_display(value: str) -> str:
+    if len(value) == 4 and value[:3].isdigit() and value[3] in _AGE_UNITS:
+        return f"{int(value[:3])} {_AGE_UNITS[value[3]]}"
+    return ""
+
+
 class Study(UUIDModel):
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="studies")
     study_instance_uid = models.CharField(max_length=64)
     modality = models.CharField(max_length=64, blank=True, help_text="Modalities in the study, comma-separated")
     study_date = models.DateField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # What the worklist shows, read from the released (de-identified) files at release, never from an
+    # original: the pseudonym, and age and sex only when the project retains patient characteristics.
+    patient_pseudonym = models.CharField(max_length=64, blank=True, db_index=True)
+    patient_age = models.CharField(max_length=4, blank=True, help_text="DICOM age string, e.g. 045Y")
+    patient_sex = models.CharField(max_length=1, blank=True, choices=[("M", "male"), ("F", "female"), ("O", "other")])
+    body_part = models.CharField(max_length=128, blank=True, help_text="Body parts in the study, comma-separated")
+    study_description = models.CharField(max_length=128, blank=True, help_text="Kept only with Clean Descriptors")
 
     class Meta:
         ordering = ["-created"]
@@ -119,6 +135,11 @@ class Study(UUIDModel):
 
     def __str__(self) -> str:
         return self.label
+
+    @property
+    def age_display(self) -> str:
+        """'45 y', '3 m', '10 d' from the DICOM age string; empty when not kept."""
+        return age_display(self.patient_age)
 
     @property
     def label(self) -> str:
@@ -134,6 +155,8 @@ class Series(UUIDModel):
     series_instance_uid = models.CharField(max_length=64)
     modality = models.CharField(max_length=16, blank=True)
     series_number = models.IntegerField(null=True, blank=True)
+    body_part = models.CharField(max_length=64, blank=True)
+    series_description = models.CharField(max_length=128, blank=True, help_text="Kept only with Clean Descriptors")
 
     class Meta:
         ordering = ["series_number", "created"]

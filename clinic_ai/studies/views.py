@@ -35,6 +35,7 @@ from clinic_ai.studies.selectors import (
     get_study_for_user,
     studies_for_user,
     study_images_for_user,
+    worklist_annotate,
     worklist_studies,
 )
 
@@ -48,6 +49,7 @@ def worklist(request):
     filters = form.cleaned_data if form.is_valid() else {}
     studies = worklist_studies(request.user, **{k: v for k, v in filters.items() if v})
     page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = worklist_annotate(request.user, list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "studies/worklist.html", {"form": form, "page": page, "query": query.urlencode()})
@@ -56,7 +58,9 @@ def worklist(request):
 @login_required
 def study_detail(request, study_id):
     study = get_study_for_user(request.user, study_id)
-    images = study_images_for_user(request.user, study)
+    images = list(study_images_for_user(request.user, study))
+    worklist_annotate(request.user, [study])
+    study.image_count = len(images)
     return render(request, "studies/study_detail.html", {"study": study, "images": images})
 
 

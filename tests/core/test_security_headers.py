@@ -86,7 +86,10 @@ def site(client):
         "deidentification:image_mask": reverse("deidentification:image_mask", args=[held.pk]),
         "deidentification:image_mask_source": reverse("deidentification:image_mask_source", args=[held.pk]),
         "deidentification:patient_links": reverse("deidentification:patient_links", args=[project.pk]),
-        "deidentification:audit_list": reverse("deidentification:audit_list", args=[project.pk]),
+        "deidentification:audit_list": reverse("deidentification:audit_list", args=[project.pk]) + "?page=1",
+        "deidentification:audit_export": reverse("deidentification:audit_export", args=[project.pk]),
+        "deidentification:image_mask_thumbnail": reverse("deidentification:image_mask_thumbnail", args=[held.pk]),
+        "studies:worklist (filtered)": reverse("studies:worklist") + "?patient=ANON&sort=-study_date",
         "deidentification:profile_update": reverse("deidentification:profile_update", args=[project.pk]),
         "inference:image_inference": reverse("inference:image_inference", args=[released.pk]),
         "inference:result_heatmap": reverse("inference:result_heatmap", args=[result.pk, "ensemble"]),
@@ -158,6 +161,7 @@ def test_every_page_carries_the_security_headers(client, site, settings, usernam
         assert statuses["admin:studies_image_change"] == 200
         assert statuses["review:worklist"] == statuses["review:review_image"] == 200
         assert statuses["performance:dashboard"] == statuses["performance:prediction_list"] == 200
+        assert statuses["deidentification:image_mask_thumbnail"] == statuses["deidentification:audit_export"] == 200
 
 
 def test_error_pages_carry_the_headers_too(client, settings):
