@@ -201,29 +201,6 @@ def label_adjudicate(*, actor: User, project: Project, image: Image, values) -> 
     return label
 
 
-@transaction.atomic
-def label_upload_record(*, actor: User, project: Project, image: Image, values) -> Label:
-    """A label given with the upload (source "upload", the uploader as reader), e.g. the dataset's own
-    label of a demo image. A later one from the same uploader replaces it (kept as history)."""
-    clean = label_values_clean(project=project, values=values)
-    _locked_released_image(project=project, image=image)
-    previous = list(
-        Label.objects.filter(image=image, reader=actor, source=LabelSource.UPLOAD, is_current=True).values_list(
-            "pk", flat=True
-        )
-    )
-    Label.objects.filter(pk__in=previous).update(is_current=False, withdrawn_at=timezone.now())
-    label = Label.objects.create(project=project, image=image, reader=actor, values=clean, source=LabelSource.UPLOAD)
-    audit_record(
-        action="label.upload",
-        actor=actor,
-        project=project,
-        obj=label,
-        data={"image_id": str(image.pk), "values": clean, "source": LabelSource.UPLOAD},
-    )
-    return label
-
-
 def label_export_record(*, actor: User, project: Project, fmt: str, count: int) -> None:
     audit_record(action="label.export", actor=actor, project=project, data={"format": fmt, "labels": count})
 
