@@ -9,20 +9,16 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(data: bytes, dst_path: str | os.PathLike, *, durable: bool = True) -> None:
+def write_atomic(data: bytes, dst_path: str | os.PathLike) -> None:
     """Write ``data`` to ``dst_path`` through a temporary file in the same directory, fsync it,
-    then rename it over ``dst_path``: a reader never sees half a file, and a crash never leaves one.
-
-    ``durable=False`` skips the fsync, for a batch whose caller syncs once at the end (the
-    command-line tool does, before it reports): one flush for the batch instead of one per file."""
+    then rename it over ``dst_path``: a reader never sees half a file, and a crash never leaves one."""
     dst = Path(dst_path)
     fd, tmp = tempfile.mkstemp(prefix=".deid-", suffix=".tmp", dir=dst.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
+            os.fsync(fh.fileno())
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -184,9 +184,7 @@ def process_dicom(
     project_key: str,
     template_for: Callable[[Device], Sequence[Box] | None],
     detector: TextDetector | None,
-    durable: bool = True,
 ) -> Outcome:
-    """``durable``: fsync the output before returning (see :func:`files.write_atomic`)."""
     fast = None
     try:
         fast = _fast_path(Path(src), options, uid_secret, patient_secret, project_key)
@@ -228,7 +226,7 @@ def process_dicom(
         return Outcome(status="rejected", reason=rejection_reason(exc), audit=audit)
     except OSError:
         return Outcome(status="rejected", reason="The original could not be read again for the release check.")
-    write_atomic(data, dst, durable=durable)
+    write_atomic(data, dst)
     boxes = _text_boxes(detector, Path(dst), "dicom")
     outcome = Outcome(status="released", audit=audit, device=device, masked_by_template=bool(template))
     if boxes is None:
@@ -244,7 +242,7 @@ def process_dicom(
     return outcome
 
 
-def process_raster(src: Path, dst: Path, *, detector: TextDetector | None, durable: bool = True) -> Outcome:
+def process_raster(src: Path, dst: Path, *, detector: TextDetector | None) -> Outcome:
     try:
         data, stripped = strip_raster_bytes(Path(src).read_bytes())
         release_check_raster(data, stripped.format)  # the last step before the write
@@ -252,7 +250,7 @@ def process_raster(src: Path, dst: Path, *, detector: TextDetector | None, durab
         return Outcome(status="rejected", reason=str(exc), audit={"gate_rule": exc.rule})
     except DeidentificationError as exc:
         return Outcome(status="rejected", reason=rejection_reason(exc))
-    write_atomic(data, dst, durable=durable)
+    write_atomic(data, dst)
     audit = {
         "format": stripped.format,
         "metadata_removed": list(stripped.removed),

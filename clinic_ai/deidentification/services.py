@@ -194,8 +194,6 @@ class DeidContext:
     project_key: str
     template_for: Callable[[pipeline.Device], Sequence[Box] | None]
     detector: pipeline.TextDetector | None
-    durable: bool = True
-    """fsync each output; the command-line tool turns it off and syncs once for the batch."""
 
 
 def context_for_project(project: Project) -> DeidContext:
@@ -235,9 +233,8 @@ def deidentify_path(src: Path, dst: Path, *, kind: str, context: DeidContext) ->
             project_key=context.project_key,
             template_for=context.template_for,
             detector=context.detector,
-            durable=context.durable,
         )
-    return pipeline.process_raster(src, dst, detector=context.detector, durable=context.durable)
+    return pipeline.process_raster(src, dst, detector=context.detector)
 
 
 def image_deidentify(*, image_id) -> ImageStatus | None:

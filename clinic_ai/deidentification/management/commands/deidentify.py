@@ -5,8 +5,7 @@
 Each file is validated by content (the upload's checks), then de-identified by the same code as
 the upload pipeline. Released files are written under names made from their new UIDs or content
 hashes, never from the input names. Held files (burned-in text suspected) are not written.
-Outputs are made in a work folder inside OUTPUT_DIR and renamed into place; the command flushes
-them to disk once, before it writes the report (not once per file, as uploads do).
+Outputs are made (and flushed to disk) in a work folder inside OUTPUT_DIR and renamed into place.
 REPORT.json: {"files": [{"input", "status", "output", "reason"}]}, every input exactly once.
 """
 
@@ -45,13 +44,12 @@ class Command(BaseCommand):
         if target_root == source_root or source_root in target_root.parents:
             raise CommandError("OUTPUT_DIR must not be inside INPUT_DIR")
         target_root.mkdir(parents=True, exist_ok=True)
-        context = replace(self._context(project, ocr=not no_ocr), durable=False)
+        context = self._context(project, ocr=not no_ocr)
         rows = []
         # The work folder is inside OUTPUT_DIR: a released file is renamed into place, never copied.
         with tempfile.TemporaryDirectory(prefix=".deid-work-", dir=target_root) as scratch:
             for path in sorted(p for p in source_root.rglob("*") if p.is_file() and not p.is_symlink()):
                 rows.append(self._one(path, source_root, target_root, Path(scratch), context))
-        os.sync()  # every output on disk before the report says so
         Path(report).write_text(json.dumps({"files": rows}, indent=2))
         counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("released", "held", "rejected")}
         self.stdout.write(
