@@ -145,3 +145,26 @@ def test_frames_change_without_a_reload(live_server, released, page):
     page.wait_for_function("() => window.clinicImageViewer.state().source === 'pixels'")
     assert page.evaluate("window.__notReloaded === true")
     assert page.url.endswith("?frame=7")
+
+
+def test_the_labelling_queue_draws_full_depth_pixels_and_labels_with_one_key(live_server, released, page):
+    log_in(page, live_server, username="demo-clinician")
+    page.goto(f"{live_server.url}/")
+    page.click("#nav-label")
+    page.click("#start-labelling")
+    page.wait_for_selector("html[data-labelling-ready]")
+    page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerSource === 'pixels'")
+    first = page.locator("#label-stage").get_attribute("data-image-id")
+    assert first in released.values()
+    # The viewer's keys work here too, and are not labelling keys: nothing is labelled by them.
+    page.keyboard.press("i")
+    page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerInverted === '1'")
+    assert page.locator("#label-count").inner_text() == "0"
+
+    page.keyboard.press("1")  # one key: labelled, and the next image is drawn
+    (other,) = set(released.values()) - {first}
+    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId === '{other}'")
+    page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerInverted === '0'")
+    page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
+    assert page.locator("#label-count").inner_text() == "1"
+    assert page.evaluate("window.clinicLabelling.timings.length") == 1
