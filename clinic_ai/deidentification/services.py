@@ -397,13 +397,14 @@ def held_image_size(image: Image) -> tuple[int, int]:
     return _image_size(storage.quarantine_path(image.deid_path), image.kind)
 
 
-def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 1600):
-    """The held (unmasked) image rendered for its reviewer, with `boxes` blacked out if given.
+def held_image_preview(*, user: User, image: Image, boxes=None, frame: int = 0, max_size: int = 1600):
+    """One frame of the held (unmasked) image rendered for its reviewer, with `boxes` blacked out if
+    given (the same boxes on every frame, as the release masks them).
 
     Shows pixels that may carry patient data: every call is audited as a view of the quarantine.
     """
     path = storage.quarantine_path(image.deid_path)
-    picture = imaging.render_preview(path, image.kind, max_size=max_size).convert("RGB")
+    picture = imaging.render_preview(path, image.kind, max_size=max_size, frame=frame).convert("RGB")
     if boxes is not None:
         width, height = held_image_size(image)
         sx, sy = picture.width / width, picture.height / height
@@ -411,7 +412,11 @@ def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 
         for x0, y0, x1, y1 in _clean_boxes(image, boxes, width, height):
             draw.rectangle([x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)], fill=(0, 0, 0))
     audit_record(
-        action="quarantine.view", actor=user, project=image.project, obj=image, data={"masked": boxes is not None}
+        action="quarantine.view",
+        actor=user,
+        project=image.project,
+        obj=image,
+        data={"masked": boxes is not None, "frame": frame},
     )
     return picture
 

@@ -20,9 +20,10 @@
  * options: frames (1), frame (0), pixelsUrl(frame) -> URL or null, previewUrl(frame) -> URL or null
  * (an 8-bit picture drawn first while the pixels load), loadFrame(frame) -> Promise of an image,
  * ImageBitmap or Blob (instead of both URLs), toolbar (true), keyboard (true), zoom (true: zoom and
- * pan), label (the canvas's accessible name), onFrame(frame).
+ * pan), label (the canvas's accessible name), onFrame(frame), toolbarHost (where the toolbar goes,
+ * default: under the image), start (true: load the first frame at once).
  *
- * Returned: { canvas, show(picture), setFrame(n), frame(), setOverlay({url, visible, opacity}),
+ * Returned: { canvas, show(picture), setFrame(n) -> Promise of true once drawn, frame(), setOverlay({url, visible, opacity}),
  * setWindow(center, width), invert(on), reset(), reload(), state() }.
  */
 (() => {
@@ -247,7 +248,7 @@
         bar.append(group);
         ui.slider.addEventListener("input", () => setFrame(Number(ui.slider.value)));
       }
-      element.append(bar);
+      (opts.toolbarHost || element).append(bar);
       ui.preset.addEventListener("change", () => {
         const p = presets[Number(ui.preset.value)];
         if (p) setWindow(p.center, p.width);
@@ -486,15 +487,17 @@
       }
       try {
         const pic = await loadFrame(target);
-        if (ticket !== frameRequest) return;
+        if (ticket !== frameRequest) return false;
         show(pic, Boolean(picture));
+        element.dataset.viewerShownFrame = String(target);
         // The neighbours load while the reader looks at this one.
         for (const next of [target + 1, target - 1]) {
           if (next >= 0 && next < frames && !cache.has(next)) loadFrame(next).catch(() => {});
         }
+        return true;
       } catch (err) {
-        if (ticket !== frameRequest) return;
-        status.textContent = err.message || "The image could not be loaded.";
+        if (ticket === frameRequest) status.textContent = err.message || "The image could not be loaded.";
+        return false;
       }
     }
 
@@ -631,7 +634,7 @@
 
     updateUi();
     const api = { canvas, element, show: (p, keep) => show(p, keep), setFrame, frame: () => frame, setOverlay, setWindow, invert, reset, reload, state, paint };
-    if (opts.pixelsUrl || opts.loadFrame) setFrame(frame);
+    if ((opts.pixelsUrl || opts.loadFrame) && opts.start !== false) setFrame(frame);
     return Object.freeze(api);
   }
 

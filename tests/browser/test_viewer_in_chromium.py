@@ -168,3 +168,83 @@ def test_the_labelling_queue_draws_full_depth_pixels_and_labels_with_one_key(liv
     page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
     assert page.locator("#label-count").inner_text() == "1"
     assert page.evaluate("window.clinicLabelling.timings.length") == 1
+
+
+@pytest.fixture
+def held_multiframe(transactional_db, client):
+    """A 4-frame XA with a name burned into every frame, held for masking (OCR on), made before
+    Playwright starts."""
+    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
+    from clinic_ai.accounts.models import TaskType, User
+    from clinic_ai.accounts.services import membership_set, project_create
+    from clinic_ai.studies.models import Image
+    from tests.conftest import run_pipeline_inline, upload_through_api
+    from tests.deidentification.synthetic import BURNED_TEXT, TEXT_ORIGIN, multiframe_xa_bytes
+
+    project = project_create(
+        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
+    )
+    for username, role, _ in DEMO_USERS:
+        user = User.objects.create_user(username=username, password="clinic-ai-demo")
+        membership_set(actor=None, project=project, user=user, role=role)
+    client.force_login(User.objects.get(username="demo-radiologist"))
+    text = {i: (BURNED_TEXT, TEXT_ORIGIN) for i in range(4)}
+    upload_through_api(client, project, {"xa.dcm": multiframe_xa_bytes(frames=4, text_on=text, size=18)})
+    run_pipeline_inline()
+    image = Image.objects.get()
+    assert image.status == "held"
+    return str(image.pk)
+
+
+# The brightest red value over a rectangle of the masking page's viewer, given in image pixels.
+REGION_MAX = """([x0, y0, x1, y1]) => {
+  const c = document.querySelector('#mask-image canvas');
+  const k = c.width / 256;
+  const d = c.getContext('2d').getImageData(Math.ceil(x0 * k), Math.ceil(y0 * k),
+    Math.floor((x1 - x0) * k), Math.floor((y1 - y0) * k)).data;
+  let max = 0;
+  for (let i = 0; i < d.length; i += 4) max = Math.max(max, d[i]);
+  return max;
+}"""
+
+
+def test_the_masked_result_is_checked_on_every_frame_without_a_reload(live_server, held_multiframe, page):
+    from tests.deidentification.synthetic import text_box
+
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/images/{held_multiframe}/mask/")
+    page.wait_for_selector("html[data-mask-ready]")
+    page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerShownFrame === '0'")
+    page.evaluate("window.__notReloaded = true")
+    assert page.locator("#mask-viewer-tools .cv-frame-text").inner_text() == "Frame 1 of 4"
+    posts = []
+    page.on("request", lambda r: posts.append(r.post_data_json) if r.url.endswith("/mask/preview.png") else None)
+    x0, y0, x1, y1 = text_box(size=18)
+    inside = [x0 + 2, y0 + 2, x1 - 2, y1 - 2]
+    assert page.evaluate(REGION_MAX, inside) > 200  # the burned-in text, white
+
+    canvas = page.locator("#mask-canvas").bounding_box()
+    scale = canvas["width"] / 256
+    page.click("#mask-clear-btn")
+    page.mouse.move(canvas["x"] + (x0 - 3) * scale, canvas["y"] + (y0 - 3) * scale)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + (x1 + 3) * scale, canvas["y"] + (y1 + 3) * scale, steps=6)
+    page.mouse.up()
+    assert len(page.evaluate("window.clinicMask.boxes()")) == 1
+    page.click("#mask-preview-btn")
+    page.wait_for_selector("#mask-view-badge:not([hidden])")
+    page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerDrawn > 1")
+
+    for frame in (0, 1, 2, 3):
+        page.fill("#mask-viewer-tools .cv-frame-slider", str(frame))
+        page.wait_for_function(f"() => document.getElementById('mask-image').dataset.viewerShownFrame === '{frame}'")
+        # The box drawn once is black on this frame of the masked result.
+        assert page.evaluate(REGION_MAX, inside) == 0, frame
+    assert page.evaluate("window.__notReloaded === true")
+    assert sorted({body["frame"] for body in posts}) == [0, 1, 2, 3]
+    assert len({str(body["boxes"]) for body in posts}) == 1
+
+    page.click("#mask-preview-btn")  # back to the original: the text is there on the frame shown
+    page.wait_for_selector("#mask-view-badge", state="hidden")
+    page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerShownFrame === '3'")
+    page.wait_for_function(f"() => ({REGION_MAX})({inside}) > 200")
