@@ -144,6 +144,7 @@
       windows,
       modality: response.headers.get("X-Pixel-Modality") || "",
       monochrome1: photometric === "MONOCHROME1",
+      plain8: type === "uint8" && !response.headers.get("X-Pixel-Modality") && slope === 1 && intercept === 0,
       frames: Number(response.headers.get("X-Pixel-Frames")) || 1,
     };
   }
@@ -215,7 +216,6 @@
     let frame = clamp(Math.floor(Number(opts.frame)) || 0, 0, frames - 1);
     let win = { center: 128, width: 256 };
     let inverted = false;
-    let userWindow = false; // the reader changed the window: frames keep it
     let zoom = 1;
     let pan = { x: 0, y: 0 }; // CSS pixels
     let presets = [];
@@ -292,6 +292,9 @@
 
     function defaultWindow(pic) {
       if (pic.kind === "grey" && pic.windows.length) return { center: pic.windows[0][0], width: pic.windows[0][1] };
+      // An 8-bit PNG or JPEG is shown as it is, as its preview; DICOM without a window gets the
+      // preview's automatic one.
+      if (pic.kind === "grey" && pic.plain8) return { center: 127.5, width: 256 };
       if (pic.kind === "grey") return autoWindow(pic);
       return { center: 127.5, width: 256 };
     }
@@ -411,17 +414,16 @@
     function show(pic, keepView = false) {
       const previous = picture;
       picture = pic;
-      if (!keepView || !previous) {
+      const sameImage = keepView && previous;
+      if (!sameImage) {
         // Another image: nothing of the last one's view carries over.
         zoom = 1;
         pan = { x: 0, y: 0 };
         inverted = false;
-        userWindow = false;
       }
-      if (!userWindow || !previous || previous.kind !== pic.kind) {
-        win = defaultWindow(pic);
-        userWindow = false;
-      }
+      // Another frame keeps the window (its brightness does not jump while scrolling); the
+      // full-depth pixels replacing the 8-bit preview start from their own default.
+      if (!sameImage || previous.kind !== pic.kind) win = defaultWindow(pic);
       fillPresets();
       dirty = true;
       status.textContent = "";
@@ -432,7 +434,6 @@
     function setWindow(center, width) {
       if (!picture || !Number.isFinite(center) || !Number.isFinite(width)) return;
       win = { center, width: Math.max(width, picture.kind === "grey" && !picture.integer ? 1e-6 : 1) };
-      userWindow = true;
       dirty = true;
       schedulePaint();
       updateUi();
@@ -449,7 +450,6 @@
       zoom = 1;
       pan = { x: 0, y: 0 };
       inverted = false;
-      userWindow = false;
       if (picture) win = defaultWindow(picture);
       dirty = true;
       schedulePaint();
