@@ -74,7 +74,7 @@
     item.ready = img.decode().then(
       () => {
         // Turned into the viewer's picture now, not when the key comes.
-        item.preview = window.ClinicViewer.pictureFromImage(img);
+        item.preview = window.ClinicViewer.prepare(window.ClinicViewer.pictureFromImage(img));
         item.decoded = true;
         return true;
       },
@@ -88,7 +88,7 @@
     if (!url || item.pixels || item.loadingPixels) return;
     item.loadingPixels = window.ClinicViewer.fetchPixels(url).then(
       (picture) => {
-        item.pixels = picture;
+        item.pixels = window.ClinicViewer.prepare(picture); // windowed now, not when the key comes
         item.loadingPixels = null;
         if (current === item && item.shown) viewer.show(picture, true);
       },

@@ -83,8 +83,12 @@
     return { center: (lo + hi) / 2, width: hi - lo };
   }
 
+  // 8-bit values shown as they are: level(v) = v exactly.
+  const AS_STORED = { name: "As stored (0-255)", center: 127.5, width: 255 };
+
   function presetsFor(pic) {
     const out = [];
+    if (pic.kind === "rgb" || pic.plain8) out.push({ ...AS_STORED });
     if (pic.kind === "grey") {
       pic.windows.forEach(([c, w], i) => out.push({ name: pic.windows.length > 1 ? `Header ${i + 1}` : "Header", center: c, width: w }));
       for (const [name, c, w] of MODALITY_PRESETS[pic.modality] || []) out.push({ name, center: c, width: w });
@@ -193,6 +197,74 @@
     return pictureFromImage(value);
   }
 
+  function defaultWindow(pic) {
+    if (pic.kind === "grey" && pic.windows.length) return { center: pic.windows[0][0], width: pic.windows[0][1] };
+    // An 8-bit PNG or JPEG is shown as it is, as its preview; DICOM without a window gets the
+    // preview's automatic one.
+    if (pic.kind === "grey" && !pic.plain8) return autoWindow(pic);
+    return { center: AS_STORED.center, width: AS_STORED.width };
+  }
+
+  /** Window, level and invert a picture into a canvas at its own size, kept on the picture: showing
+   * it again with the same window (or after prepare()) costs nothing. */
+  function render(pic, win, inverted) {
+    const key = `${win.center}|${win.width}|${inverted}`;
+    if (pic.rendered && pic.rendered.key === key) return pic.rendered.canvas;
+    const { width, height } = pic;
+    const canvas = pic.rendered ? pic.rendered.canvas : document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    const bctx = canvas.getContext("2d");
+    const out = bctx.createImageData(width, height);
+    const lo = win.center - win.width / 2;
+    const scale = 255 / Math.max(win.width, 1e-9);
+    const flip = inverted !== pic.monochrome1;
+    const level = (m) => {
+      const v = clamp((m - lo) * scale, 0, 255) + 0.5;
+      return flip ? 255 - (v | 0) : v | 0;
+    };
+    if (pic.kind === "rgb") {
+      const lut = new Uint8Array(256);
+      for (let v = 0; v < 256; v += 1) lut[v] = level(v);
+      const src = pic.rgba;
+      const dst = out.data;
+      for (let i = 0; i < src.length; i += 4) {
+        dst[i] = lut[src[i]];
+        dst[i + 1] = lut[src[i + 1]];
+        dst[i + 2] = lut[src[i + 2]];
+        dst[i + 3] = 255;
+      }
+    } else {
+      const dst = new Uint32Array(out.data.buffer);
+      const values = pic.values;
+      const { slope, intercept } = pic;
+      if (pic.integer && pic.storedMax - pic.storedMin < 1 << 20) {
+        // One LUT entry per stored value: the per-pixel work is a table look-up.
+        const base = pic.storedMin;
+        const lut = new Uint32Array(pic.storedMax - base + 1);
+        for (let v = 0; v < lut.length; v += 1) {
+          const g = level((v + base) * slope + intercept);
+          lut[v] = 0xff000000 | (g << 16) | (g << 8) | g;
+        }
+        for (let i = 0; i < values.length; i += 1) dst[i] = lut[values[i] - base];
+      } else {
+        for (let i = 0; i < values.length; i += 1) {
+          const g = level(values[i] * slope + intercept);
+          dst[i] = 0xff000000 | (g << 16) | (g << 8) | g;
+        }
+      }
+    }
+    bctx.putImageData(out, 0, 0);
+    pic.rendered = { key, canvas };
+    return canvas;
+  }
+
+  /** Render a picture as the viewer will first show it, ahead of time (the labelling queue's preload). */
+  function prepare(pic) {
+    render(pic, defaultWindow(pic), false);
+    return pic;
+  }
+
   // ------------------------------------------------------------------ the viewer
 
   function mount(element, options = {}) {
@@ -209,8 +281,7 @@
     stage.append(canvas, status);
     element.replaceChildren(stage);
     const ctx = canvas.getContext("2d", { willReadFrequently: true });
-    const buffer = document.createElement("canvas"); // the windowed image at its own size
-    const bctx = buffer.getContext("2d");
+    let buffer = null; // the picture windowed, at its own size
 
     let picture = null;
     let frame = clamp(Math.floor(Number(opts.frame)) || 0, 0, frames - 1);
@@ -290,66 +361,12 @@
       );
     }
 
-    function defaultWindow(pic) {
-      if (pic.kind === "grey" && pic.windows.length) return { center: pic.windows[0][0], width: pic.windows[0][1] };
-      // An 8-bit PNG or JPEG is shown as it is, as its preview; DICOM without a window gets the
-      // preview's automatic one.
-      if (pic.kind === "grey" && pic.plain8) return { center: 127.5, width: 256 };
-      if (pic.kind === "grey") return autoWindow(pic);
-      return { center: 127.5, width: 256 };
-    }
-
     // -------------------------------------------------------------- drawing
 
-    /** Window, level and invert the picture into the buffer canvas (once per change, not per paint). */
+    /** The picture windowed into its own canvas, made once per window/invert (or ahead: prepare). */
     function rebuild() {
       dirty = false;
-      if (!picture) return;
-      const { width, height } = picture;
-      if (buffer.width !== width || buffer.height !== height) {
-        buffer.width = width;
-        buffer.height = height;
-      }
-      const out = bctx.createImageData(width, height);
-      const lo = win.center - win.width / 2;
-      const scale = 255 / Math.max(win.width, 1e-9);
-      const flip = inverted !== picture.monochrome1;
-      const level = (m) => {
-        const v = clamp((m - lo) * scale, 0, 255) + 0.5;
-        return flip ? 255 - (v | 0) : v | 0;
-      };
-      if (picture.kind === "rgb") {
-        const lut = new Uint8Array(256);
-        for (let v = 0; v < 256; v += 1) lut[v] = level(v);
-        const src = picture.rgba;
-        const dst = out.data;
-        for (let i = 0; i < src.length; i += 4) {
-          dst[i] = lut[src[i]];
-          dst[i + 1] = lut[src[i + 1]];
-          dst[i + 2] = lut[src[i + 2]];
-          dst[i + 3] = 255;
-        }
-      } else {
-        const dst = new Uint32Array(out.data.buffer);
-        const values = picture.values;
-        const { slope, intercept } = picture;
-        if (picture.integer && picture.storedMax - picture.storedMin < 1 << 20) {
-          // One LUT entry per stored value: the per-pixel work is a table look-up.
-          const base = picture.storedMin;
-          const lut = new Uint32Array(picture.storedMax - base + 1);
-          for (let s = 0; s < lut.length; s += 1) {
-            const v = level((s + base) * slope + intercept);
-            lut[s] = 0xff000000 | (v << 16) | (v << 8) | v;
-          }
-          for (let i = 0; i < values.length; i += 1) dst[i] = lut[values[i] - base];
-        } else {
-          for (let i = 0; i < values.length; i += 1) {
-            const v = level(values[i] * slope + intercept);
-            dst[i] = 0xff000000 | (v << 16) | (v << 8) | v;
-          }
-        }
-      }
-      bctx.putImageData(out, 0, 0);
+      if (picture) buffer = render(picture, win, inverted);
     }
 
     function resizeCanvas() {
@@ -388,7 +405,7 @@
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
       // Magnified pixels stay square (a radiologist zooms in to see them); shrunk ones are smoothed.
       ctx.imageSmoothingEnabled = at.s < 1;
-      ctx.drawImage(buffer, at.x, at.y, at.w, at.h);
+      if (buffer) ctx.drawImage(buffer, at.x, at.y, at.w, at.h);
       if (overlay.visible && overlay.image && overlay.image.complete && overlay.image.naturalWidth) {
         ctx.imageSmoothingEnabled = true;
         ctx.globalAlpha = clamp(overlay.opacity, 0, 1);
@@ -413,6 +430,7 @@
     /** Show a picture now (synchronously drawn). keepView: a better rendition of the same image. */
     function show(pic, keepView = false) {
       const previous = picture;
+      if (previous && previous !== pic) previous.rendered = null; // one windowed copy kept: the one shown
       picture = pic;
       const sameImage = keepView && previous;
       if (!sameImage) {
@@ -638,5 +656,5 @@
     return Object.freeze(api);
   }
 
-  window.ClinicViewer = Object.freeze({ mount, fetchPixels, fetchImage, pictureFromImage, pictureFrom });
+  window.ClinicViewer = Object.freeze({ mount, prepare, fetchPixels, fetchImage, pictureFromImage, pictureFrom });
 })();

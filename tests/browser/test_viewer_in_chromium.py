@@ -54,12 +54,25 @@ def released(transactional_db, client):
     DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
     client.force_login(User.objects.get(username="demo-radiologist"))
     multiframe = Path(get_testdata_file("emri_small.dcm")).read_bytes()
-    upload_through_api(client, project, {"ct.dcm": ct_phantom_bytes(), "mr.dcm": multiframe})
+    upload_through_api(
+        client, project, {"ct.dcm": ct_phantom_bytes(), "mr.dcm": multiframe, "colour.png": colour_png_bytes()}
+    )
     run_pipeline_inline()
     return {
         "ct": str(Image.objects.get(modality="CT", status="released").pk),
         "mr": str(Image.objects.get(modality="MR", status="released").pk),
+        "colour": str(Image.objects.get(kind="png", status="released").pk),
     }
+
+
+def colour_png_bytes() -> bytes:
+    from PIL import Image as Picture
+
+    y, x = np.mgrid[0:120, 0:160]
+    rgb = np.stack([x * 255 // 159, y * 127 // 119, np.full_like(x, 90)], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Picture.fromarray(rgb, mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 # A digest of what the canvas shows: the sum of its red channel and its centre pixel.
@@ -162,8 +175,8 @@ def test_the_labelling_queue_draws_full_depth_pixels_and_labels_with_one_key(liv
     assert page.locator("#label-count").inner_text() == "0"
 
     page.keyboard.press("1")  # one key: labelled, and the next image is drawn
-    (other,) = set(released.values()) - {first}
-    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId === '{other}'")
+    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId !== '{first}'")
+    assert page.locator("#label-stage").get_attribute("data-image-id") in released.values()
     page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerInverted === '0'")
     page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
     assert page.locator("#label-count").inner_text() == "1"
@@ -248,3 +261,19 @@ def test_the_masked_result_is_checked_on_every_frame_without_a_reload(live_serve
     page.wait_for_selector("#mask-view-badge", state="hidden")
     page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerShownFrame === '3'")
     page.wait_for_function(f"() => ({REGION_MAX})({inside}) > 200")
+
+
+def test_a_colour_image_is_drawn_in_colour_and_inverts_per_channel(live_server, released, page):
+    log_in(page, live_server)
+    _open(page, live_server, released["colour"])
+    pixel = """() => {
+      const c = document.querySelector('#image-viewer canvas');
+      return Array.from(c.getContext('2d').getImageData(c.width / 2, c.height / 2, 1, 1).data);
+    }"""
+    before = page.evaluate(pixel)
+    assert before[0] != before[1] and before[2] in (89, 90, 91)  # colour, not grey
+    drawn = page.evaluate(CANVAS)["drawn"]
+    page.click("#image-viewer .cv-invert")
+    _wait_drawn_after(page, drawn)
+    after = page.evaluate(pixel)
+    assert [255 - v for v in after[:3]] == before[:3]
