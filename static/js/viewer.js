@@ -69,7 +69,13 @@
     return lo <= hi ? [lo, hi] : [0, 0];
   }
 
+  /** The preview's automatic window (percentiles of a sample), worked out once per picture. */
   function autoWindow(pic) {
+    if (!pic.auto) pic.auto = percentileWindow(pic);
+    return pic.auto;
+  }
+
+  function percentileWindow(pic) {
     const n = pic.values.length;
     const step = Math.max(1, Math.floor(n / 200000));
     const sample = new Float64Array(Math.ceil(n / step));
@@ -261,6 +267,7 @@
 
   /** Render a picture as the viewer will first show it, ahead of time (the labelling queue's preload). */
   function prepare(pic) {
+    if (pic.kind === "grey") autoWindow(pic); // for the presets
     render(pic, defaultWindow(pic), false);
     return pic;
   }
