@@ -444,14 +444,17 @@ def held_image_size(image: Image) -> tuple[int, int]:
     return _image_size(storage.quarantine_path(image.deid_path), image.kind)
 
 
-def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 1600, thumbnail: bool = False):
-    """The held (unmasked) image rendered for its reviewer, with `boxes` blacked out if given.
+def held_image_preview(
+    *, user: User, image: Image, boxes=None, frame: int = 0, max_size: int = 1600, thumbnail: bool = False
+):
+    """One frame of the held (unmasked) image rendered for its reviewer, with `boxes` blacked out if
+    given (the same boxes on every frame, as the release masks them).
 
     Shows pixels that may carry patient data: every call is audited as a view of the quarantine
     (a thumbnail in the masking queue too: small, but it may still show a burned-in name).
     """
     path = storage.quarantine_path(image.deid_path)
-    picture = imaging.render_preview(path, image.kind, max_size=max_size).convert("RGB")
+    picture = imaging.render_preview(path, image.kind, max_size=max_size, frame=frame).convert("RGB")
     if boxes is not None:
         width, height = held_image_size(image)
         sx, sy = picture.width / width, picture.height / height
@@ -463,7 +466,7 @@ def held_image_preview(*, user: User, image: Image, boxes=None, max_size: int = 
         actor=user,
         project=image.project,
         obj=image,
-        data={"masked": boxes is not None, **({"thumbnail": True} if thumbnail else {})},
+        data={"masked": boxes is not None, "frame": frame, **({"thumbnail": True} if thumbnail else {})},
     )
     return picture
 

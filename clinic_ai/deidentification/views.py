@@ -42,6 +42,7 @@ def image_mask(request, image_id):
     config = {
         "image_width": width,
         "image_height": height,
+        "frames": image.frames,
         "preview_url": reverse("deidentification:image_mask_source", args=[image.pk]),
         "masked_preview_url": reverse("deidentification:image_mask_preview", args=[image.pk]),
         "release_url": reverse("deidentification:image_mask_release", args=[image.pk]),
@@ -69,8 +70,11 @@ def image_mask_source(request, image_id):
     image = get_held_image_for_user(request.user, image_id)
     if image.status != ImageStatus.HELD:
         return HttpResponse(status=404)
+    frame = request.GET.get("frame", "0")
+    if not (frame.isascii() and frame.isdigit() and len(frame) < 7 and int(frame) < image.frames):
+        raise Http404("No such frame")
     try:
-        return _png(services.held_image_preview(user=request.user, image=image))
+        return _png(services.held_image_preview(user=request.user, image=image, frame=int(frame)))
     except imaging.RejectedFile:
         raise Http404("This image cannot be shown") from None
 
@@ -101,6 +105,13 @@ def _mask_body(request) -> dict:
     return body
 
 
+def _frame(body: dict, image) -> int:
+    frame = body.get("frame", 0)
+    if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < image.frames:
+        raise RequestRefused("No such frame.")
+    return frame
+
+
 @login_required
 @json_endpoint("POST")
 def image_mask_preview(request, image_id):
@@ -109,7 +120,9 @@ def image_mask_preview(request, image_id):
     if image.status != ImageStatus.HELD:
         raise RequestRefused("This image is not waiting to be masked.")
     try:
-        picture = services.held_image_preview(user=request.user, image=image, boxes=body.get("boxes", []))
+        picture = services.held_image_preview(
+            user=request.user, image=image, boxes=body.get("boxes", []), frame=_frame(body, image)
+        )
     except (services.MaskRefused, imaging.RejectedFile) as exc:
         raise RequestRefused(exc.reason) from None
     return _png(picture)

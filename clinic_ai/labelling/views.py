@@ -130,7 +130,11 @@ def queue_api(request, project_id):
     ai = selectors.ai_results_for_images(project, [i.pk for i in images]) if settings.readers_see_ai_result else {}
     items = []
     for image in images:
-        item = {"id": str(image.pk), "preview_url": reverse("studies:image_preview", args=[image.pk])}
+        item = {
+            "id": str(image.pk),
+            "preview_url": reverse("studies:image_preview", args=[image.pk]),
+            "pixels_url": reverse("studies:image_pixels", args=[image.pk, 0]),
+        }
         if image.pk in ai:
             item["ai"] = ai[image.pk]
         items.append(item)

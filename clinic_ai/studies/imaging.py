@@ -58,8 +58,10 @@ __all__ = [
     "RasterInfo",
     "RejectedFile",
     "RejectedMember",
+    "FramePixels",
     "detect_kind",
     "display_pixels",
+    "frame_pixels",
     "inspect_dicom",
     "inspect_raster",
     "iter_frames",
@@ -783,6 +785,102 @@ def display_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int 
             raise RejectedFile("The requested frame does not exist in this image.")
         return np.asarray(_render_raster(path, max_size=_NO_LIMIT, max_pixels=max_pixels))
     raise ValueError(f"cannot render files of kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class FramePixels:
+    """One frame at full bit depth, for the browser's viewer to window itself.
+
+    ``values`` is (rows, columns) of stored values for greyscale DICOM (uint8, uint16 or int16, as
+    stored), or float32 modality values when the file's modality transform is not linear (a
+    Modality LUT) or its values do not fit 16 bits; ``rescaled`` says which. For colour DICOM and
+    PNG/JPEG it is the 8-bit display rendering of :func:`display_pixels`: (rows, columns) grey or
+    (rows, columns, 3) RGB, with ``photometric`` "MONOCHROME2" or "RGB".
+    """
+
+    values: np.ndarray
+    frames: int
+    photometric: str  # MONOCHROME1, MONOCHROME2 or RGB
+    modality: str
+    slope: float
+    intercept: float
+    rescaled: bool  # values are modality values already (slope 1, intercept 0)
+    windows: tuple[tuple[float, float], ...]  # the header's (center, width) pairs, in modality values
+
+
+_VIEWER_DTYPES = (np.uint8, np.uint16, np.int16)
+
+
+def frame_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int | None = None) -> FramePixels:
+    """One frame's pixels as stored, for a viewer that does its own window/level.
+
+    Decoding goes through the same reader as :func:`display_pixels` (one frame from the file,
+    enhanced multi-frame functional groups merged), so what the viewer shows and what the preview
+    and the models see start from the same numbers.
+    """
+    if kind in ("png", "jpeg"):
+        arr = display_pixels(path, kind, frame=frame, max_pixels=max_pixels)
+        return FramePixels(arr, 1, "RGB" if arr.ndim == 3 else "MONOCHROME2", "", 1.0, 0.0, False, ())
+    if kind != "dicom":
+        raise ValueError(f"cannot read files of kind {kind!r}")
+    ds, tsyntax = _read_dicom(path)
+    try:
+        limit = _NO_LIMIT if max_pixels is None else max_pixels
+        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
+        if not 0 <= frame < frames:
+            raise RejectedFile("The requested frame does not exist in this image.")
+        arr = _decode_frame(path, ds, tsyntax, index=frame)
+        _merge_functional_groups(ds, frame=frame)
+        photometric = str(ds.PhotometricInterpretation).strip().upper()
+        modality = _text(ds, "Modality")[:16]
+        if arr.ndim == 3 or photometric == "PALETTE COLOR":
+            rgb = _display_frame(path, ds, tsyntax, frame) if arr.ndim != 3 else _to_uint8_rgb(arr[..., :3], ds)
+            return FramePixels(rgb, frames, "RGB", modality, 1.0, 0.0, False, ())
+        windows = _header_windows(ds)
+        if "ModalityLUTSequence" in ds or arr.dtype.type not in _VIEWER_DTYPES:
+            values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
+            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+            slope, intercept, rescaled = 1.0, 0.0, True
+        else:
+            values = np.ascontiguousarray(arr)
+            slope, intercept, rescaled = _float(ds, "RescaleSlope", 1.0), _float(ds, "RescaleIntercept", 0.0), False
+            if slope == 0.0:
+                slope = 1.0  # as pydicom's apply_modality_lut would refuse it: shown as stored
+        if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            photometric = "MONOCHROME2"
+        return FramePixels(values, frames, photometric, modality, slope, intercept, rescaled, windows)
+    except RejectedFile:
+        raise
+    except Exception as exc:
+        raise RejectedFile("The image could not be converted for display; the file may be damaged.") from exc
+
+
+def _float(ds: Dataset, keyword: str, default: float) -> float:
+    try:
+        value = float(ds.get(keyword, default))
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _header_windows(ds: Dataset) -> tuple[tuple[float, float], ...]:
+    """The (center, width) pairs of the header, in modality values; unreadable or empty ones left out."""
+    centers, widths = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if centers in (None, "") or widths in (None, ""):
+        return ()
+    if not isinstance(centers, list | tuple | MultiValue):
+        centers = [centers]
+    if not isinstance(widths, list | tuple | MultiValue):
+        widths = [widths]
+    out = []
+    for center, width in zip(centers, widths, strict=False):
+        try:
+            c, w = float(center), float(width)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(c) and math.isfinite(w) and w > 0:
+            out.append((c, w))
+    return tuple(out[:8])
 
 
 def render_preview(

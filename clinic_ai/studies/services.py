@@ -634,6 +634,16 @@ def image_frame_preview_path(*, image: Image, frame: int) -> Path:
     return path
 
 
+def image_frame_pixels(*, image: Image, frame: int) -> imaging.FramePixels:
+    """One frame of a released image at full bit depth, read from the released (de-identified)
+    file only: the quarantined original is never an input here."""
+    if image.status != ImageStatus.RELEASED or not image.released_path:
+        raise imaging.RejectedFile("The image is not released.")
+    return imaging.frame_pixels(
+        storage.media_path(image.released_path), image.kind, frame=frame, max_pixels=settings.IMAGE_MAX_PIXELS
+    )
+
+
 def image_original_open(*, user: User, image: Image):
     """Open a quarantined original for its uploader or an admin; every read is audited."""
     audit_record(action="quarantine.view", actor=user, project=image.project, obj=image)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("studies/<uuid:study_id>/", views.study_detail, name="study_detail"),
     path("images/<uuid:image_id>/", views.image_detail, name="image_detail"),
     path("images/<uuid:image_id>/preview.png", views.image_preview, name="image_preview"),
+    path("images/<uuid:image_id>/pixels/<int:frame>/", views.image_pixels, name="image_pixels"),
     path("images/<uuid:image_id>/original", views.image_original, name="image_original"),
     path("projects/<uuid:project_id>/upload/", views.upload_create, name="upload_create"),
     path("projects/<uuid:project_id>/uploads/", views.upload_batch_create, name="upload_batch_create"),

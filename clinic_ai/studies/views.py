@@ -1,11 +1,13 @@
+import re
 from collections import Counter
 from datetime import timedelta
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -109,6 +111,67 @@ def image_preview(request, image_id):
     except imaging.RejectedFile:
         raise Http404("This frame cannot be shown") from None
     response = FileResponse(open(path, "rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# The viewer's pixels: one frame per request, so a 300-frame series is never sent (or decoded) whole.
+VIEWER_MAX_FRAME_VALUES = 64 * 1024 * 1024  # rows x columns x samples of one frame (128 MB at 16 bits)
+_MODALITY_SAFE = re.compile(r"[^A-Z0-9]")
+
+
+@login_required
+@require_GET
+def image_pixels(request, image_id, frame):
+    """One frame of a released image at full bit depth, for static/js/viewer.js.
+
+    The body is the frame's values, little-endian, row by row (RGB interleaved), with no header;
+    the response headers describe it:
+
+    * ``X-Pixel-Type``: ``uint8``, ``uint16``, ``int16`` (greyscale DICOM: the stored values, as the
+      file stores them) or ``float32`` (values already through the modality transform: a Modality
+      LUT, or stored values that do not fit 16 bits).
+    * ``X-Pixel-Shape``: ``rows,columns,samples`` (samples 1 or 3); ``X-Pixel-Frames``: frame count.
+    * ``X-Pixel-Photometric``: ``MONOCHROME1`` (the viewer inverts), ``MONOCHROME2`` or ``RGB``.
+      RGB (colour DICOM, PNG and JPEG) and 8-bit grey PNG/JPEG are the 8-bit display rendering
+      (EXIF orientation, alpha flattened, palette applied), as the preview shows them.
+    * ``X-Pixel-Rescale``: ``slope,intercept,applied``: modality value = stored * slope + intercept;
+      ``applied`` 1 when the values are modality values already (slope 1, intercept 0 then).
+    * ``X-Pixel-Range``: ``min,max`` of the frame in modality values.
+    * ``X-Pixel-Windows``: the header's ``center/width`` pairs in modality values, ``;``-separated.
+    * ``X-Pixel-Modality``: the DICOM modality (letters and digits only), empty for PNG/JPEG.
+    """
+    image = get_image_for_user(request.user, image_id)
+    if image.status != ImageStatus.RELEASED:
+        raise Http404("Not released")
+    if not 0 <= frame < image.frames:
+        raise Http404("No such frame")
+    if image.rows * image.columns * 3 > VIEWER_MAX_FRAME_VALUES:
+        raise Http404("Too large for the viewer")
+    try:
+        pixels = services.image_frame_pixels(image=image, frame=frame)
+    except imaging.RejectedFile:
+        raise Http404("This frame cannot be shown") from None
+    values = pixels.values
+    if values.size > VIEWER_MAX_FRAME_VALUES:
+        raise Http404("Too large for the viewer")
+    samples = 3 if values.ndim == 3 else 1
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+    else:
+        lo = hi = 0.0
+    if not pixels.rescaled and samples == 1:
+        lo, hi = sorted((lo * pixels.slope + pixels.intercept, hi * pixels.slope + pixels.intercept))
+    body = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
+    response = HttpResponse(body, content_type="application/octet-stream")
+    response["X-Pixel-Type"] = values.dtype.name
+    response["X-Pixel-Shape"] = f"{values.shape[0]},{values.shape[1]},{samples}"
+    response["X-Pixel-Frames"] = str(pixels.frames)
+    response["X-Pixel-Photometric"] = pixels.photometric
+    response["X-Pixel-Rescale"] = f"{pixels.slope!r},{pixels.intercept!r},{int(pixels.rescaled)}"
+    response["X-Pixel-Range"] = f"{lo!r},{hi!r}"
+    response["X-Pixel-Windows"] = ";".join(f"{c!r}/{w!r}" for c, w in pixels.windows)
+    response["X-Pixel-Modality"] = _MODALITY_SAFE.sub("", pixels.modality.upper())[:16]
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

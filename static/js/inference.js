@@ -11,7 +11,8 @@
   const state = document.getElementById("ai-state");
   const body = document.getElementById("ai-body");
   const controls = document.getElementById("ai-heatmap-controls");
-  const overlay = document.getElementById("heatmap-overlay");
+  // The heatmap is drawn by the viewer (static/js/viewer.js, mounted by image_detail.js).
+  const viewer = () => window.clinicImageViewer || null;
   const toggle = document.getElementById("heatmap-toggle");
   const opacity = document.getElementById("heatmap-opacity");
   const source = document.getElementById("heatmap-source");
@@ -77,15 +78,14 @@
 
   function showHeatmap() {
     const url = safeUrl(heatmaps[source.value]);
-    overlay.hidden = !(toggle.checked && url);
-    if (url && overlay.getAttribute("src") !== url) overlay.src = url;
-    overlay.style.opacity = String(opacity.value / 100);
+    const v = viewer();
+    if (v) v.setOverlay({ url, visible: Boolean(toggle.checked && url), opacity: opacity.value / 100 });
   }
 
   function render(data) {
     body.replaceChildren();
     controls.hidden = true;
-    overlay.hidden = true;
+    if (viewer()) viewer().setOverlay({ visible: false });
     rerun.hidden = !data.can_rerun;
     if (data.state === "none") {
       setState(data.ensemble ? "Not run" : "No ensemble", "none");

@@ -3,7 +3,9 @@
  *
  * Speed is the point: the next images of the queue and their pictures are fetched and decoded
  * before the reader presses a key, so one key stores the label in the background and draws the next
- * image at once. Saves go out one at a time, in order, and are retried until the server answers;
+ * image at once. The image is drawn by the viewer (static/js/viewer.js): its full-bit-depth pixels
+ * are preloaded too, so window/level is real; when they are not there yet, the 8-bit preview is
+ * drawn first and replaced when they arrive. Saves go out one at a time, in order, and are retried until the server answers;
  * each carries a request id, so a retry never stores a label twice. Nothing inline (CSP): the page's
  * settings come from a JSON script element.
  */
@@ -14,13 +16,16 @@
   const stage = document.getElementById("label-stage");
   if (!configNode || !stage) return;
   const config = JSON.parse(configNode.textContent);
-  const { el, csrfToken } = window.clinicCommon;
+  const { el, csrfToken, safeUrl } = window.clinicCommon;
+  const viewerHost = document.getElementById("label-viewer");
+  const message = document.getElementById("label-empty");
+  const viewer = window.ClinicViewer.mount(viewerHost, { toolbar: false, label: "Image to label" });
 
   const AHEAD = 4; // images kept fetched and decoded ahead of the one shown
   const EXCLUDE_MAX = 150; // ids sent back to the server as "already here": keeps the URL short
   const multilabel = config.taskType === "multilabel";
 
-  const queue = []; // items waiting, each {id, preview_url, ai, img, decoded, ready}
+  const queue = []; // items waiting, each {id, preview_url, pixels_url, ai, img, decoded, ready, preview, pixels}
   const seen = new Set(); // ids held, skipped or labelled in this session: never fetched again
   const history = []; // [{item, op}] labels of this session, newest last, for undo
   const ops = []; // server writes waiting, in order: {url, body, sent}
@@ -68,11 +73,37 @@
     item.decoded = false;
     item.ready = img.decode().then(
       () => {
+        // Turned into the viewer's picture now, not when the key comes.
+        item.preview = window.ClinicViewer.prepare(window.ClinicViewer.pictureFromImage(img));
         item.decoded = true;
         return true;
       },
       () => false,
     );
+    loadPixels(item);
+  }
+
+  function loadPixels(item) {
+    const url = safeUrl(item.pixels_url);
+    if (!url || item.pixels || item.loadingPixels) return;
+    item.loadingPixels = window.ClinicViewer.fetchPixels(url).then(
+      (picture) => {
+        item.pixels = window.ClinicViewer.prepare(picture); // windowed now, not when the key comes
+        item.loadingPixels = null;
+        if (current === item && item.shown) viewer.show(picture, true);
+      },
+      () => {
+        item.loadingPixels = null; // the 8-bit preview stays on screen
+      },
+    );
+  }
+
+  /** Pictures of images left behind are dropped: a long session would otherwise keep them all. */
+  function release(item) {
+    if (!item) return;
+    item.pixels = null;
+    item.preview = null;
+    item.shown = false;
   }
 
   async function refill() {
@@ -108,7 +139,9 @@
 
   function showEmpty() {
     stage.dataset.imageId = "";
-    stage.replaceChildren(el("p", "text-secondary m-0", "No images are waiting for you. New ones appear here as they are released."));
+    viewerHost.hidden = true;
+    message.hidden = false;
+    message.textContent = "No images are waiting for you. New ones appear here as they are released.";
     document.documentElement.dataset.labellingEmpty = "1";
   }
 
@@ -131,7 +164,16 @@
   }
 
   function draw(item, keyTime) {
-    stage.replaceChildren(item.img);
+    try {
+      if (!item.preview && !item.pixels) item.preview = window.ClinicViewer.pictureFromImage(item.img); // after undo
+    } catch (err) {
+      item.preview = null; // the preview could not be decoded: the pixels may still come
+    }
+    message.hidden = true;
+    viewerHost.hidden = false;
+    item.shown = true;
+    if (item.pixels || item.preview) viewer.show(item.pixels || item.preview);
+    if (!item.pixels) loadPixels(item);
     stage.dataset.imageId = item.id;
     delete document.documentElement.dataset.labellingEmpty;
     requestAnimationFrame(() => {
@@ -144,6 +186,7 @@
   }
 
   function show(item, keyTime) {
+    if (current && current !== item && !queue.includes(current)) release(current);
     current = item;
     chosen.clear();
     renderChosen();
@@ -162,6 +205,7 @@
     const next = queue.shift();
     if (next) show(next, keyTime);
     else {
+      release(current);
       current = null;
       showEmpty();
     }

@@ -8,8 +8,11 @@
  *   [x0, y0, x1, y1] with x0 < x1 <= width and y0 < y1 <= height (x1, y1 exclusive), at least 2 x 2.
  *   The picture shown may be a downscaled PNG: the mapping uses the displayed size against
  *   image_width / image_height, never the PNG's natural size.
- * - The held image shows pixels that may name a patient and every fetch of it is audited: it is
- *   fetched once and kept as an object URL, so "Show original" does not fetch it again.
+ * - The held image shows pixels that may name a patient and every fetch of it is audited: each
+ *   frame is fetched once and kept (as a Blob), so "Show original" does not fetch it again.
+ * - The image is drawn by the viewer (static/js/viewer.js) without zoom or pan, so the box canvas
+ *   laid over it keeps its mapping; its toolbar gives window presets, invert and, for multi-frame
+ *   images, frames: a mask drawn once is checked on every frame of the masked result.
  * - Server text is written with textContent only, never innerHTML.
  * - window.clinicMask.boxes() returns a copy of the boxes, for tests.
  */
@@ -35,7 +38,7 @@
 
   const $ = (id) => document.getElementById(id);
   const configEl = $("mask-config");
-  const image = $("mask-image");
+  const image = $("mask-image"); // the viewer's host
   const canvas = $("mask-canvas");
   if (!configEl || !image || !canvas || !canvas.getContext) return;
 
@@ -121,8 +124,11 @@
   let showingMasked = false;
   let previewBusy = false;
   let releasing = false;
-  let originalUrl = null; // object URL of the held image, fetched once
-  let maskedUrl = null;
+  const originals = new Map(); // frame -> Blob of the held image, fetched once each
+  const masked = new Map(); // frame -> Blob of the masked result for the boxes of `maskedVersion`
+  let maskedVersion = -1;
+  const FRAMES = Math.max(1, Math.floor(Number(config.frames)) || 1);
+  let viewer = null;
   let display = { width: 0, height: 0 }; // CSS pixels of the stage
 
   const payloadBoxes = () => boxes.map((b) => [b.x0, b.y0, b.x1, b.y1]);
@@ -619,40 +625,69 @@
 
   // ---------------------------------------------------------------- showing the image
 
-  function setImage(url, alt) {
-    image.src = url;
-    image.alt = alt;
+  function frameUrl(frame) {
+    const url = safeUrl(config.preview_url);
+    return url && frame ? `${url}?frame=${frame}` : url;
+  }
+
+  async function fetchOriginal(frame) {
+    if (originals.has(frame)) return originals.get(frame);
+    const url = frameUrl(frame);
+    if (!url) throw new Error("The page is missing the image's address. Reload the page.");
+    let response;
+    try {
+      response = await fetch(url, { credentials: "same-origin", headers: { Accept: "image/png,image/*" } });
+    } catch (err) {
+      throw new Error("Could not reach the server. Check the network connection and reload the page.");
+    }
+    if (!response.ok) throw new Error(await errorReason({ status: response.status, response }));
+    const blob = await response.blob();
+    originals.set(frame, blob);
+    return blob;
+  }
+
+  /** The masked result of one frame for the boxes as they are now (each frame asked for once). */
+  async function fetchMasked(frame) {
+    if (maskedVersion !== version) {
+      masked.clear();
+      maskedVersion = version;
+    }
+    if (masked.has(frame)) return masked.get(frame);
+    const askedVersion = version;
+    const result = await post(config.masked_preview_url, { boxes: payloadBoxes(), frame });
+    if (result.status !== 200) throw new Error(await errorReason(result));
+    const type = result.response.headers.get("Content-Type") || "";
+    if (!type.startsWith("image/")) throw new Error("Unexpected answer from the server: it did not send a picture.");
+    const blob = await result.response.blob();
+    if (askedVersion === version) masked.set(frame, blob);
+    return blob;
+  }
+
+  function mountViewer() {
+    viewer = window.ClinicViewer.mount(image, {
+      frames: FRAMES,
+      zoom: false, // the box canvas lies over the image at its fitted size
+      start: false,
+      toolbarHost: $("mask-viewer-tools"),
+      label: "The held image",
+      loadFrame: (frame) => (showingMasked ? fetchMasked(frame) : fetchOriginal(frame)),
+    });
   }
 
   async function loadOriginal() {
-    const url = safeUrl(config.preview_url);
-    if (!url) {
-      showError("The image could not be shown: the page is missing its address. Reload the page.");
-      return false;
-    }
     announce("Loading the image…");
     let failure = null;
     try {
-      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "image/png,image/*" } });
-      if (response.ok) {
-        originalUrl = URL.createObjectURL(await response.blob());
-      } else {
-        failure = await errorReason({ status: response.status, response });
-      }
+      await fetchOriginal(0);
     } catch (err) {
-      failure = "Could not reach the server. Check the network connection and reload the page.";
+      failure = err.message;
     }
-    if (!originalUrl) {
+    if (failure) {
       showError(`The image could not be loaded: ${failure}`);
       announce("");
       return false;
     }
-    const loaded = new Promise((resolve) => {
-      image.addEventListener("load", () => resolve(true), { once: true });
-      image.addEventListener("error", () => resolve(false), { once: true });
-    });
-    setImage(originalUrl, "The held image, not yet masked");
-    const ok = await loaded;
+    const ok = await viewer.setFrame(0);
     if (!ok) {
       showError("The image could not be shown: the server sent a picture the browser cannot read.");
       announce("");
@@ -671,11 +706,8 @@
 
   function showOriginal() {
     showingMasked = false;
-    if (originalUrl) setImage(originalUrl, "The held image, not yet masked");
-    if (maskedUrl) {
-      URL.revokeObjectURL(maskedUrl);
-      maskedUrl = null;
-    }
+    masked.clear();
+    if (viewer) viewer.reload();
     if (ui.stage) ui.stage.classList.remove("is-masked");
     if (ui.viewBadge) ui.viewBadge.hidden = true;
     canvas.setAttribute("aria-disabled", "false");
@@ -691,25 +723,15 @@
     renderPreviewButton();
     announce("Making the masked preview…");
     const sentVersion = version;
-    const result = await post(config.masked_preview_url, { boxes: payloadBoxes() });
-    let url = null;
+    const frame = viewer ? viewer.frame() : 0;
     let failure = null;
-    if (result.status === 200) {
-      const type = result.response.headers.get("Content-Type") || "";
-      if (type.startsWith("image/")) {
-        try {
-          url = URL.createObjectURL(await result.response.blob());
-        } catch (err) {
-          failure = "The preview could not be read. Try again.";
-        }
-      } else {
-        failure = "Unexpected answer from the server: it did not send a picture.";
-      }
-    } else {
-      failure = await errorReason(result);
+    try {
+      await fetchMasked(frame);
+    } catch (err) {
+      failure = err.message || "The preview could not be read. Try again.";
     }
     previewBusy = false;
-    if (failure || !url) {
+    if (failure) {
       showError(`The masked preview could not be made: ${failure}`);
       announce("");
       renderPreviewButton();
@@ -717,15 +739,12 @@
     }
     if (version !== sentVersion || releasing || drag) {
       // The boxes changed while the server worked: this preview is out of date.
-      URL.revokeObjectURL(url);
       announce("The boxes changed: press “Show masked result” again.");
       renderPreviewButton();
       return;
     }
-    if (maskedUrl) URL.revokeObjectURL(maskedUrl);
-    maskedUrl = url;
     showingMasked = true;
-    setImage(maskedUrl, "The image as it will be released, with the boxes blacked out");
+    viewer.reload(); // this frame from what was just fetched; other frames when the reader goes to them
     if (ui.stage) ui.stage.classList.add("is-masked");
     if (ui.viewBadge) ui.viewBadge.hidden = false;
     canvas.setAttribute("aria-disabled", "true");
@@ -847,9 +866,11 @@
   if (typeof ResizeObserver === "function" && ui.viewer) new ResizeObserver(scheduleLayout).observe(ui.viewer);
   window.addEventListener("pagehide", () => {
     // The held image's pixels should not outlive the page in memory longer than needed.
-    if (maskedUrl) URL.revokeObjectURL(maskedUrl);
+    originals.clear();
+    masked.clear();
   });
 
+  mountViewer();
   layout();
   renderList();
   renderPreviewButton();

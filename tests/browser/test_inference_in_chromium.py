@@ -7,6 +7,15 @@ from tests.browser.conftest import ARTIFACTS, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
+# The sum of every channel the viewer's canvas shows (the heatmap is in colour).
+CANVAS_SUM = """() => {
+  const c = document.querySelector('#image-viewer canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let sum = 0;
+  for (let i = 0; i < d.length; i += 1) sum += d[i];
+  return sum;
+}"""
+
 
 def test_the_prediction_and_heatmap_appear_beside_the_image_without_a_reload(
     celery_worker_process, live_server, demo, page, tmp_path
@@ -30,7 +39,7 @@ def test_the_prediction_and_heatmap_appear_beside_the_image_without_a_reload(
         timeout=90_000,
     )
     page.locator("[data-file-name='chest.png'] a").first.click()
-    page.wait_for_selector("#image-preview")
+    page.wait_for_selector("#image-viewer canvas")
     page.evaluate("window.__notReloaded = true")
     # The result arrives by polling: the page is never reloaded.
     page.wait_for_selector("#ai-members tbody tr", timeout=120_000)
@@ -38,15 +47,21 @@ def test_the_prediction_and_heatmap_appear_beside_the_image_without_a_reload(
     assert page.locator("#ai-state").inner_text() == "Done"
     assert page.locator("#ai-members tbody tr").count() >= 3
     assert "where the model looked" in page.locator("#ai-heatmap-controls").inner_text()
+    # The viewer draws the heatmap over the image: the canvas changes when it is on, and with its opacity.
     page.wait_for_function(
-        "() => (() => { const o = document.getElementById('heatmap-overlay');"
-        " return !o.hidden && o.complete && o.naturalWidth === 256; })()"
+        "() => { const o = window.clinicImageViewer.state().overlay; return o.visible && o.url !== null; }"
     )
+    page.wait_for_function("() => window.clinicImageViewer.state().source === 'pixels'")
+    with_map = page.evaluate(CANVAS_SUM)
     page.fill("#heatmap-opacity", "30")
     page.dispatch_event("#heatmap-opacity", "input")
-    assert page.evaluate("getComputedStyle(document.getElementById('heatmap-overlay')).opacity") == "0.3"
+    assert page.evaluate("window.clinicImageViewer.state().overlay.opacity") == 0.3
+    page.wait_for_function(f"() => ({CANVAS_SUM})() !== {with_map}")
     page.click("label[for=heatmap-toggle]")
-    assert page.evaluate("document.getElementById('heatmap-overlay').hidden")
+    assert page.evaluate("window.clinicImageViewer.state().overlay.visible") is False
+    page.wait_for_function(f"() => ({CANVAS_SUM})() !== {with_map}")
+    without_map = page.evaluate(CANVAS_SUM)
     page.click("label[for=heatmap-toggle]")
+    page.wait_for_function(f"() => ({CANVAS_SUM})() !== {without_map}")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "inference.png"), full_page=True)

@@ -40,7 +40,8 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
 
     page.wait_for_selector("html[data-mask-ready]")
     page.wait_for_function(
-        "() => document.getElementById('mask-image').complete && document.getElementById('mask-canvas').width > 10"
+        "() => Number(document.getElementById('mask-image').dataset.viewerDrawn) > 0"
+        " && document.getElementById('mask-canvas').width > 10"
     )
     canvas = page.locator("#mask-canvas").bounding_box()
     x0, y0, x1, y1 = text_box()

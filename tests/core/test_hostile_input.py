@@ -62,6 +62,7 @@ PAGES = {
     "studies:study_detail",
     "studies:image_detail",
     "studies:image_preview",
+    "studies:image_pixels",
     "studies:image_original",
     "studies:upload_create",
     "deidentification:held_list",
@@ -245,12 +246,24 @@ FIELD_PAYLOADS = {
         _j({"boxes": [[0, 0, 10, 10]], "confirm_no_text": 1}),
     ],
 }
+# The frame of the masked preview (the release masks every frame: it takes none).
+FRAME_PAYLOADS = [
+    _j({"boxes": [[0, 0, 10, 10]], "frame": -1}),
+    _j({"boxes": [[0, 0, 10, 10]], "frame": 1}),  # the held ultrasound has one frame
+    _j({"boxes": [[0, 0, 10, 10]], "frame": "0"}),
+    _j({"boxes": [[0, 0, 10, 10]], "frame": 0.5}),
+    _j({"boxes": [[0, 0, 10, 10]], "frame": True}),
+    _j({"boxes": [[0, 0, 10, 10]], "frame": None}),
+    _j({"boxes": [[0, 0, 10, 10]], "frame": 10**400}),
+    _j({"boxes": [[0, 0, 10, 10]], "frame": [0]}),
+]
 FIELD_PAYLOADS["deidentification:image_mask_release"] = [
     *FIELD_PAYLOADS["deidentification:image_mask_preview"],
     _j({"boxes": []}),
     _j({}),
     _j({"boxes": [[5, 5, 5, 5]]}),  # empty once cleaned
 ]
+FIELD_PAYLOADS["deidentification:image_mask_preview"] += FRAME_PAYLOADS
 
 CHUNK_OFFSETS = ["", "abc", "-1", "+0", " 0", "0x0", "1e400", "NaN", "Infinity", "9" * 5000, "١٢", "0.0"]
 
@@ -330,6 +343,7 @@ def _url(name, world) -> str:
         "studies:study_detail": {"study_id": world["released"].study.pk},
         "studies:image_detail": {"image_id": world["released"].pk},
         "studies:image_preview": {"image_id": world["released"].pk},
+        "studies:image_pixels": {"image_id": world["released"].pk, "frame": 0},
         "studies:image_original": {"image_id": world["held"].pk},
         "studies:upload_create": {"project_id": world["project"].pk},
         "deidentification:image_mask": {"image_id": world["held"].pk},

@@ -128,3 +128,50 @@ def test_an_uploader_moved_to_clinician_no_longer_sees_or_releases_their_held_im
     assert str(held_image.pk)[:8] not in client.get(reverse("deidentification:held_list")).content.decode()
     held_image.refresh_from_db()
     assert held_image.status == ImageStatus.HELD
+
+
+@pytest.fixture
+def held_multiframe(client, project, radiologist):
+    from .synthetic import BURNED_TEXT, TEXT_ORIGIN, multiframe_xa_bytes
+
+    client.force_login(radiologist)
+    text = {i: (BURNED_TEXT, TEXT_ORIGIN) for i in range(3)}
+    upload_through_api(client, project, {"xa.dcm": multiframe_xa_bytes(frames=3, text_on=text, size=18)})
+    run_pipeline_inline()
+    client.logout()
+    image = Image.objects.get()
+    assert (image.status, image.frames) == (ImageStatus.HELD, 3)
+    return image
+
+
+@pytest.mark.parametrize(("who", "status"), WHO)
+def test_each_frame_of_a_held_image_and_of_its_masked_result_is_shown_to_the_same_people(
+    client, held_multiframe, who, status, request
+):
+    from io import BytesIO
+
+    from PIL import Image as Picture
+
+    client.force_login(request.getfixturevalue(who))
+    url = reverse("deidentification:image_mask_source", args=[held_multiframe.pk])
+    preview_url = reverse("deidentification:image_mask_preview", args=[held_multiframe.pk])
+    sources, masked = [], []
+    for frame in range(3):
+        source = client.get(url, {"frame": frame})
+        preview = client.post(
+            preview_url, data=json.dumps({"boxes": [[0, 0, 250, 40]], "frame": frame}), content_type="application/json"
+        )
+        assert (source.status_code, preview.status_code) == (status, status)
+        sources.append(source.content)
+        masked.append(preview.content)
+    if status != 200:
+        return
+    assert len(set(sources)) == 3  # three different frames
+    for content in masked:
+        top = Picture.open(BytesIO(content)).convert("L").crop((2, 2, 248, 38))
+        assert top.getextrema() == (0, 0)  # the box is black on every frame
+    views = AuditEvent.objects.filter(action="quarantine.view", object_id=str(held_multiframe.pk))
+    assert sorted(e.data["frame"] for e in views) == [0, 0, 1, 1, 2, 2]
+    assert client.get(url, {"frame": 3}).status_code == 404
+    past = client.post(preview_url, data=json.dumps({"boxes": [], "frame": 3}), content_type="application/json")
+    assert past.status_code == 400

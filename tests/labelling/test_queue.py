@@ -60,7 +60,13 @@ def test_queue_items_carry_the_preview_url_and_never_another_readers_label(
     assert post_label(client, project, image, values=["pneumonia"]).status_code == 201
     client.force_login(clinician)
     body = client.get(reverse("labelling:queue_api", args=[project.pk])).json()
-    assert body["items"] == [{"id": str(image.pk), "preview_url": reverse("studies:image_preview", args=[image.pk])}]
+    assert body["items"] == [
+        {
+            "id": str(image.pk),
+            "preview_url": reverse("studies:image_preview", args=[image.pk]),
+            "pixels_url": reverse("studies:image_pixels", args=[image.pk, 0]),
+        }
+    ]
     assert "pneumonia" not in json.dumps(body)
     assert client.get(body["items"][0]["preview_url"]).status_code == 200
 

@@ -1,0 +1,136 @@
+"""The viewer's full-depth pixels: exact values, the frame asked for, and the same access as the image page."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from django.urls import reverse
+from pydicom.data import get_testdata_file
+
+from clinic_ai.accounts.models import Role
+from clinic_ai.studies.models import Image, ImageStatus
+from tests.conftest import run_pipeline_inline, upload_through_api
+
+pytestmark = pytest.mark.django_db
+
+
+def _release(client, project, user, files):
+    client.force_login(user)
+    upload_through_api(client, project, files)
+    run_pipeline_inline()
+    client.logout()
+
+
+@pytest.fixture
+def ct_image(client, project, radiologist, ct_bytes):
+    _release(client, project, radiologist, {"ct.dcm": ct_bytes})
+    return Image.objects.get(status=ImageStatus.RELEASED)
+
+
+@pytest.fixture
+def mr_multiframe(client, project, radiologist):
+    _release(client, project, radiologist, {"mr.dcm": Path(get_testdata_file("emri_small.dcm")).read_bytes()})
+    return Image.objects.get(status=ImageStatus.RELEASED)
+
+
+def _decode(response) -> np.ndarray:
+    rows, columns, samples = (int(v) for v in response["X-Pixel-Shape"].split(","))
+    values = np.frombuffer(response.content, dtype=np.dtype(response["X-Pixel-Type"]).newbyteorder("<"))
+    return values.reshape((rows, columns, samples) if samples > 1 else (rows, columns))
+
+
+def test_a_16_bit_ct_frame_decodes_back_to_the_files_pixel_array(client, ct_image, radiologist):
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[ct_image.pk, 0]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Cache-Control"].startswith("private")
+    assert response["X-Pixel-Type"] == "int16"
+    expected = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array
+    assert np.array_equal(_decode(response), expected)
+    slope, intercept, applied = response["X-Pixel-Rescale"].split(",")
+    assert (float(slope), float(intercept), applied) == (1.0, -1024.0, "0")
+    lo, hi = (float(v) for v in response["X-Pixel-Range"].split(","))
+    assert (lo, hi) == (float(expected.min()) - 1024, float(expected.max()) - 1024)
+    assert response["X-Pixel-Photometric"] == "MONOCHROME2"
+    assert response["X-Pixel-Modality"] == "CT"
+    assert response["X-Pixel-Frames"] == "1"
+
+
+def test_every_frame_of_a_multiframe_image_decodes_back_exactly(client, mr_multiframe, radiologist):
+    client.force_login(radiologist)
+    expected = pydicom.dcmread(get_testdata_file("emri_small.dcm")).pixel_array
+    assert expected.shape[0] == mr_multiframe.frames == 10
+    for frame in range(mr_multiframe.frames):
+        response = client.get(reverse("studies:image_pixels", args=[mr_multiframe.pk, frame]))
+        assert response.status_code == 200
+        assert response["X-Pixel-Frames"] == "10"
+        assert np.array_equal(_decode(response), expected[frame])
+    assert not np.array_equal(expected[0], expected[5])  # the frames differ, so the check means something
+
+
+def test_a_frame_past_the_last_is_404(client, mr_multiframe, radiologist):
+    client.force_login(radiologist)
+    assert client.get(reverse("studies:image_pixels", args=[mr_multiframe.pk, 10])).status_code == 404
+    assert client.get(f"/images/{mr_multiframe.pk}/pixels/-1/").status_code == 404
+
+
+def test_header_windows_are_sent(client, project, radiologist):
+    _release(client, project, radiologist, {"mr.dcm": Path(get_testdata_file("MR_small.dcm")).read_bytes()})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert response["X-Pixel-Windows"] == "600.0/1600.0"
+
+
+def test_a_png_is_sent_as_8_bit_grey(client, project, radiologist, png_bytes):
+    _release(client, project, radiologist, {"g.png": png_bytes})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert response.status_code == 200
+    assert (response["X-Pixel-Type"], response["X-Pixel-Shape"]) == ("uint8", "48,64,1")
+    from PIL import Image as Picture
+
+    assert np.array_equal(_decode(response), np.asarray(Picture.open(io.BytesIO(png_bytes))))
+
+
+@pytest.fixture
+def other_radiologist(project, member_of):
+    return member_of(project, Role.RADIOLOGIST)
+
+
+@pytest.fixture
+def clinician_elsewhere(member_of):
+    from tests.factories import ProjectFactory
+
+    return member_of(ProjectFactory(), Role.CLINICIAN)
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("radiologist", 200), ("clinician", 200), ("project_admin", 200), ("outsider", 404), ("clinician_elsewhere", 404)],
+)
+def test_pixels_by_role(client, ct_image, who, status, request):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(reverse("studies:image_pixels", args=[ct_image.pk, 0])).status_code == status
+
+
+def test_anonymous_is_sent_to_log_in(client, ct_image):
+    response = client.get(reverse("studies:image_pixels", args=[ct_image.pk, 0]))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("status", [ImageStatus.HELD, ImageStatus.QUARANTINED, ImageStatus.MASKING])
+@pytest.mark.parametrize("who", ["radiologist", "project_admin", "clinician"])
+def test_an_image_not_released_is_not_served_even_to_its_uploader_or_an_admin(client, ct_image, status, who, request):
+    Image.objects.filter(pk=ct_image.pk).update(status=status)
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(reverse("studies:image_pixels", args=[ct_image.pk, 0])).status_code == 404
+
+
+def test_only_get(client, ct_image, radiologist):
+    client.force_login(radiologist)
+    assert client.post(reverse("studies:image_pixels", args=[ct_image.pk, 0])).status_code == 405
