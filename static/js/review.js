@@ -12,7 +12,8 @@
   const fields = document.getElementById("disagree-fields");
   const mode = document.getElementById("review-mode");
   const comment = form.querySelector("textarea[name=comment]");
-  const overlay = document.getElementById("heatmap-overlay");
+  const host = document.getElementById("image-viewer");
+  const heatmapUrl = host ? host.dataset.heatmapUrl || "" : "";
   const toggle = document.getElementById("heatmap-toggle");
   const next = document.getElementById("next-link");
   let disagreeing = false;
@@ -31,8 +32,10 @@
     if (button && !sent) form.requestSubmit(button);
   }
 
+  // The heatmap is drawn by the shared viewer (image_detail.js mounts it as window.clinicImageViewer).
   function showHeatmap() {
-    if (overlay && toggle) overlay.hidden = !toggle.checked;
+    const viewer = window.clinicImageViewer;
+    if (viewer && toggle && heatmapUrl) viewer.setOverlay({ url: heatmapUrl, visible: toggle.checked });
   }
 
   // One submission per page: a double click or a key held down sends the decision once (the server

@@ -71,7 +71,7 @@ def _review_labels():
 def _shown(page, image_id):
     page.wait_for_function(f"() => document.getElementById('review-page')?.dataset.imageId === '{image_id}'")
     page.wait_for_selector("html[data-review-ready]")
-    page.wait_for_function("() => document.getElementById('image-preview')?.naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerSource === 'pixels'")
 
 
 def test_the_demo_radiologist_reviews_with_the_keyboard_and_corrects_a_result(live_server, two_results, page):
@@ -86,12 +86,14 @@ def test_the_demo_radiologist_reviews_with_the_keyboard_and_corrects_a_result(li
     _shown(page, first)
     assert "pneumonia" in page.locator("#review-ai-call").inner_text()
     assert "A" in page.locator("#review-keys").inner_text()
-    assert page.locator("#heatmap-overlay").is_hidden()
-    page.keyboard.press("h")  # the ensemble's heatmap over the image, and off again
-    page.wait_for_function("() => document.getElementById('heatmap-overlay').naturalWidth > 0")
-    assert page.locator("#heatmap-overlay").is_visible()
+    overlay = "window.clinicImageViewer.state().overlay"
+    assert page.evaluate(f"{overlay}.visible") is False
+    page.keyboard.press("h")  # the ensemble's heatmap over the image (the shared viewer), and off again
+    page.wait_for_function(f"() => {overlay}.visible && {overlay}.url.includes('/heatmaps/')")
     page.keyboard.press("h")
-    assert page.locator("#heatmap-overlay").is_hidden()
+    page.wait_for_function(f"() => !{overlay}.visible")
+    page.keyboard.press("i")  # the viewer's own keys work beside the review's
+    page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerInverted === '1'")
 
     page.keyboard.press("a")  # agree: the first is saved and the next image is shown
     _shown(page, second)

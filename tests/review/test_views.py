@@ -212,7 +212,8 @@ def test_the_review_page_shows_probabilities_members_uncertainty_versions_and_hi
         response = client.get(reverse("review:review_image", args=[project.pk, result.image_id]))
     page = response.content.decode()
     assert response.status_code == 200
-    assert '<div id="review-image">' in page and 'id="image-preview"' in page
+    assert '<div id="review-image">' in page and 'id="image-viewer"' in page and "js/viewer.js" in page
+    assert reverse("studies:image_pixels", args=[result.image_id, 0]) in page  # full-depth pixels
     assert "0.800" in page and "0.850" in page and "0.750" in page  # ensemble, then each member
     assert "cnn-a v1" in page and "cnn-b v2" in page and "Test ensemble v1" in page
     assert "Entropy of the mean" in page and "0.500" in page  # the entropy of (0.8, 0.2)
@@ -227,11 +228,11 @@ def test_the_review_page_lays_the_ensembles_heatmap_over_the_image(client, proje
     client.force_login(radiologist)
     page = client.get(reverse("review:review_image", args=[project.pk, result.image_id])).content.decode()
     heatmap = reverse("inference:result_heatmap", args=[result.pk, "ensemble"])
-    assert f'id="heatmap-overlay" class="heatmap-overlay" alt="" src="{heatmap}" hidden' in page
+    assert f'data-heatmap-url="{heatmap}"' in page  # the viewer draws it over the image
     assert 'id="heatmap-toggle"' in page and "<kbd>H</kbd>" in page
     without = make_result()
     page = client.get(reverse("review:review_image", args=[project.pk, without.image_id])).content.decode()
-    assert "heatmap-overlay" not in page and "heatmap-toggle" not in page
+    assert "data-heatmap-url" not in page and "heatmap-toggle" not in page
 
 
 def test_deciding_goes_to_the_next_image_in_the_worklist_order(client, project, radiologist, make_result):
