@@ -74,7 +74,7 @@ def test_a_held_thumbnail_is_for_the_uploader_and_admins_only(client, held_image
         assert response["Cache-Control"] == "private, no-store"
         picture = PILImage.open(io.BytesIO(response.content))
         assert max(picture.size) <= 160
-        assert views.get().data == {"masked": False, "thumbnail": True}
+        assert views.get().data == {"masked": False, "frame": 0, "thumbnail": True}
         listed = client.get(reverse("deidentification:held_list")).content.decode()
         assert reverse("deidentification:image_mask_thumbnail", args=[held_image.pk]) in listed
         assert held_image.hold_reason and held_image.hold_reason in listed
