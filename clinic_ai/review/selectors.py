@@ -109,7 +109,7 @@ def review_worklist(project: Project, query: WorklistQuery) -> QuerySet[Inferenc
         results = results.filter(calls) if query.ai_call == "positive" else results.exclude(calls)
     if query.modality:
         results = results.filter(image__modality__iexact=query.modality)
-    return results.select_related("image", "ensemble").order_by(F("score").desc(nulls_last=True), "pk")
+    return results.select_related("image__study", "ensemble").order_by(F("score").desc(nulls_last=True), "pk")
 
 
 def worklist_neighbour(project: Project, query: WorklistQuery, image: Image) -> Image | None:

@@ -357,3 +357,20 @@ def test_the_demo_radiologist_can_review_the_demo_project(client):
     assert listed(client, project) == [str(result.image_id)]
     assert post_decision(client, result, "agree").status_code == 302
     assert Label.objects.get(source=LabelSource.REVIEW).reader == radiologist
+
+
+def test_the_worklist_and_the_review_page_name_the_study_by_its_pseudonym(client, project, radiologist, make_result):
+    """People tell studies apart by the patient's pseudonym, age and sex (when kept), not a hex id."""
+    result = make_result()
+    study = result.image.study
+    study.patient_pseudonym, study.patient_age, study.patient_sex = "ANON-ABCDEFGHIJKLMNOPQRST", "067Y", "F"
+    study.save()
+    bare = make_result()  # a study without a pseudonym (a PNG upload): its short id
+    client.force_login(radiologist)
+    listed = client.get(worklist_url(project)).content.decode()
+    assert "ANON-ABCDEFGHIJKLMNOPQRST" in listed and "67 y" in listed
+    assert str(bare.image.study_id)[:8] in listed
+    page = client.get(reverse("review:review_image", args=[project.pk, result.image_id])).content.decode()
+    assert "ANON-ABCDEFGHIJKLMNOPQRST" in page and "67 y" in page
+    image_page = client.get(result.image.get_absolute_url()).content.decode()
+    assert "ANON-ABCDEFGHIJKLMNOPQRST" in image_page
