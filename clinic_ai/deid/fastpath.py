@@ -342,10 +342,21 @@ def _as_dataset(part: Part10, *, pixel_view: bool = False) -> Dataset:
 
     ``pixel_view``: PixelData is a memoryview of the file's bytes rather than a copy (enough for
     its length; pydicom cannot decode compressed pixel data from it)."""
-    ds = Dataset({BaseTag(e.tag): _raw(e, part.buffer, part.implicit, pixel_view) for e in part.elements})
-    ds.set_original_encoding(part.implicit, True, None)
+    buf, implicit = part.buffer, part.implicit
+    raws = {}
+    for e in part.elements:
+        if e.items is None and not e.undefined and e.tag != _PIXEL_DATA:  # most elements: as _raw makes them
+            tag, value = BaseTag(e.tag), bytes(e.value)
+            raws[tag] = _new_tuple(RawDataElement, (tag, e.vr, len(value), value, e.start, implicit, True, True, False))
+        else:
+            raws[BaseTag(e.tag)] = _raw(e, buf, implicit, pixel_view)
+    ds = Dataset(raws)
+    ds.set_original_encoding(implicit, True, None)
     ds.file_meta = FileMetaDataset({BaseTag(e.tag): _raw(e, part.meta_buffer, False) for e in part.meta})
     return ds
+
+
+_new_tuple = tuple.__new__  # a RawDataElement without its namedtuple constructor's extra call
 
 
 # -- the de-identification walk ----------------------------------------------------------
@@ -704,6 +715,20 @@ def _top_level(output: bytes, pos: int, ordered: Output, implicit: bool) -> Data
     buf = memoryview(output)
     raws = {}
     for tag, chunk in ordered:
+        if not isinstance(chunk, tuple):  # most elements: read from the chunk (the same bytes)
+            size = len(chunk)
+            if not size:
+                continue  # an element the walk dropped (cleaned to nothing)
+            _, vr, length, start = _read_header(chunk, 0, size, implicit)
+            if (
+                tag != _PIXEL_DATA
+                and length != _UNDEFINED
+                and (vr is not None or tag >> 16 & 1 or _dictionary_vr(tag) != "SQ")
+            ):
+                value, start, pos = chunk[start:], pos + start, pos + size
+                key = BaseTag(tag)
+                raws[key] = _new_tuple(RawDataElement, (key, vr, len(value), value, start, implicit, True, True, False))
+                continue
         size = sum(len(piece) for piece in chunk) if isinstance(chunk, tuple) else len(chunk)
         if not size:
             continue  # an element the walk dropped (cleaned to nothing)
