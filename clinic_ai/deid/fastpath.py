@@ -436,6 +436,7 @@ class _FastWalker:
     def __init__(self, walker: _Walker, implicit: bool) -> None:
         self.walker = walker
         self.implicit = implicit
+        self.paths = walker.audit_paths  # False: no paths are built (nothing records them)
         self.changed: dict[int, Any] = {}  # top-level values that were changed
         # Plans depend only on the options and the encoding: shared by every file.
         self._plans = _PLANS.setdefault((walker.options, implicit), {})
@@ -474,11 +475,11 @@ class _FastWalker:
                 continue
             if kind is _STRUCTURAL_REMOVE:
                 _, counter, action_name, label = plan
-                walker.note(counter, action_name, f"{parent}>{label}" if parent else label)
+                walker.note(counter, action_name, (f"{parent}>{label}" if parent else label) if self.paths else "")
                 continue
             _, vr, decision = plan
             action = decision.action
-            path = f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)
+            path = (f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)) if self.paths else ""
             if action is Action.REMOVE:
                 walker.note("removed", "remove", path)
             elif elem.items is not None:
@@ -664,12 +665,15 @@ def deidentify_bytes(
     options: DeidOptions,
     uid_secret: bytes,
     identity: Callable[[Dataset], tuple[str, int]],
+    audit_paths: bool = True,
 ) -> FastResult:
     """De-identify a Part 10 file held in ``data``, or raise :class:`Fallback`.
 
     ``identity`` receives the input's top level (a pydicom dataset) and returns the patient's
     (pseudonym, date shift in days). Exceptions other than :class:`Fallback` come from the
-    engine's argument checks and from ``identity``.
+    engine's argument checks and from ``identity``. ``audit_paths=False``: the result's counts
+    without its ``acted_on`` lines (which name every element acted on: a caller that drops
+    them need not have them built).
     """
     part = parse_part10(data)
     source = _as_dataset(part, pixel_view=True)
@@ -680,7 +684,7 @@ def deidentify_bytes(
         raise Fallback from None
     pseudonym, shift = identity(source)
     _check_arguments(options, uid_secret, pseudonym, shift)
-    walker = _Walker(options, bytes(uid_secret), pseudonym, shift)
+    walker = _Walker(options, bytes(uid_secret), pseudonym, shift, audit_paths=audit_paths)
     fast = _FastWalker(walker, part.implicit)
     top = dict(fast.dataset(part.elements, "", default_encoding, 0))
 
