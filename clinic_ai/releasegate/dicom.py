@@ -211,6 +211,14 @@ def _lean_elements(elements, texts: list[str], vocabulary: list[str], words: fro
     return out
 
 
+def _elements(ds) -> dict:
+    """``{tag: ds.get_item(tag)}`` for every element: as they are held, a deferred one read."""
+    return {
+        key: ds.get_item(key) if isinstance(elem, RawDataElement) and elem.value is None else elem
+        for key, elem in ds.items()
+    }
+
+
 def _lean_sequence(value: bytes, implicit: bool, little: bool) -> list[dict]:
     head = struct.Struct("<HHL" if little else ">HHL")
     fp, n, items = io.BytesIO(value), len(value), []
@@ -277,7 +285,7 @@ def rule_two_readings(output: bytes, parsed: Parsed, words: frozenset[int]) -> t
             theirs = None
             if not decode:
                 try:
-                    theirs = _lean_elements({k: ds.get_item(k) for k in ds.keys()}, texts, vocabulary, words, 0)
+                    theirs = _lean_elements(_elements(ds), texts, vocabulary, words, 0)
                 except Exception:
                     theirs = None  # pydicom's full conversion decides, below
             if theirs is None:
