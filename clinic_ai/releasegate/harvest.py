@@ -159,7 +159,8 @@ def _keyword(tag: int) -> str:
 
 def _texts(raw: bytes) -> list[str]:
     out = []
-    for codec in ("utf-8", "latin-1"):
+    # ASCII reads the same in both: the second reading would add nothing.
+    for codec in ("utf-8",) if raw.isascii() else ("utf-8", "latin-1"):
         try:
             text = raw.decode(codec)
         except UnicodeDecodeError:
