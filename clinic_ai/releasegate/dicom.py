@@ -565,6 +565,7 @@ _PASSED: set[tuple[int, str, bytes, object]] = set()
 """(tag, VR, value bytes, character set) of text values that passed :meth:`_Grammar.check`
 (a pure function of them): most values repeat from file to file. Only passes are kept."""
 _PASSED_MAX, _PASSED_MAX_LENGTH = 50_000, 256
+_FLOAT_VRS = frozenset({"FL", "FD", "OF", "OD"})
 
 
 class _Grammar:
@@ -600,6 +601,8 @@ class _Grammar:
 
     def check(self, node: Node) -> None:
         tag, vr = node.tag, node.vr
+        if vr not in _TEXT_VRS and vr not in _FLOAT_VRS:
+            return  # no grammar to check (and a native PixelData is not copied for nothing)
         raw = self.parsed.value(node)
         if vr in _TEXT_VRS and len(raw) <= _PASSED_MAX_LENGTH:
             # A value is checked once per character set: the same bytes pass the same way.
