@@ -79,7 +79,9 @@ _ID_KEYWORDS = frozenset(
 )
 _ID_SUFFIXES = ("ID", "IDs", "Number", "Numbers", "Identifier")
 _ID_VRS = frozenset({"LO", "SH", "UC"})
-_UID_RAW = re.compile(rb"(?<![0-9.])[012](?:\.(?:0|[1-9][0-9]*)){3,}(?![0-9])")
+# A UID not preceded by a digit or a dot. The first digit comes first in the pattern (its
+# lookbehind after it) so that the engine looks for it quickly instead of trying every position.
+_UID_RAW = re.compile(rb"[012](?<=(?<![0-9.])[012])(?:\.(?:0|[1-9][0-9]*)){3,}(?![0-9])")
 _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
 
 FIXED_OUTPUT_WORDS = frozenset(
