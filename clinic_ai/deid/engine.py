@@ -159,8 +159,11 @@ def _is_empty(value: Any) -> bool:
 
 
 class _Walker:
-    def __init__(self, options: DeidOptions, uid_secret: bytes, pseudonym: str, shift: int) -> None:
+    def __init__(
+        self, options: DeidOptions, uid_secret: bytes, pseudonym: str, shift: int, *, audit_paths: bool = True
+    ) -> None:
         self.options = options
+        self.audit_paths = audit_paths  # False: counts only, no ``acted_on`` lines
         self.uid_secret = uid_secret
         self.pseudonym = pseudonym
         self.shift = shift
@@ -175,7 +178,8 @@ class _Walker:
     def note(self, counter: str, action: str, path: str, n: int = 1) -> None:
         if n:
             self.counts[counter] += n
-            self.audit[(action, path)] += n
+            if self.audit_paths:
+                self.audit[(action, path)] += n
 
     def map_uid(self, uid: str) -> str:
         new = self._uid_cache.get(uid)
@@ -326,7 +330,8 @@ class _Walker:
         if cleaned != originals:
             self.note("cleaned", "clean", path)
         else:
-            self.audit[("clean:unchanged", path)] += 1
+            if self.audit_paths:
+                self.audit[("clean:unchanged", path)] += 1
 
     def result(self, dataset: Dataset) -> DeidResult:
         """What the walk did, with ``dataset`` as the output."""

@@ -342,10 +342,21 @@ def _as_dataset(part: Part10, *, pixel_view: bool = False) -> Dataset:
 
     ``pixel_view``: PixelData is a memoryview of the file's bytes rather than a copy (enough for
     its length; pydicom cannot decode compressed pixel data from it)."""
-    ds = Dataset({BaseTag(e.tag): _raw(e, part.buffer, part.implicit, pixel_view) for e in part.elements})
-    ds.set_original_encoding(part.implicit, True, None)
+    buf, implicit = part.buffer, part.implicit
+    raws = {}
+    for e in part.elements:
+        if e.items is None and not e.undefined and e.tag != _PIXEL_DATA:  # most elements: as _raw makes them
+            tag, value = BaseTag(e.tag), bytes(e.value)
+            raws[tag] = _new_tuple(RawDataElement, (tag, e.vr, len(value), value, e.start, implicit, True, True, False))
+        else:
+            raws[BaseTag(e.tag)] = _raw(e, buf, implicit, pixel_view)
+    ds = Dataset(raws)
+    ds.set_original_encoding(implicit, True, None)
     ds.file_meta = FileMetaDataset({BaseTag(e.tag): _raw(e, part.meta_buffer, False) for e in part.meta})
     return ds
+
+
+_new_tuple = tuple.__new__  # a RawDataElement without its namedtuple constructor's extra call
 
 
 # -- the de-identification walk ----------------------------------------------------------
@@ -425,6 +436,7 @@ class _FastWalker:
     def __init__(self, walker: _Walker, implicit: bool) -> None:
         self.walker = walker
         self.implicit = implicit
+        self.paths = walker.audit_paths  # False: no paths are built (nothing records them)
         self.changed: dict[int, Any] = {}  # top-level values that were changed
         # Plans depend only on the options and the encoding: shared by every file.
         self._plans = _PLANS.setdefault((walker.options, implicit), {})
@@ -463,11 +475,11 @@ class _FastWalker:
                 continue
             if kind is _STRUCTURAL_REMOVE:
                 _, counter, action_name, label = plan
-                walker.note(counter, action_name, f"{parent}>{label}" if parent else label)
+                walker.note(counter, action_name, (f"{parent}>{label}" if parent else label) if self.paths else "")
                 continue
             _, vr, decision = plan
             action = decision.action
-            path = f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)
+            path = (f"{parent}>{tag_label(tag)}" if parent else tag_label(tag)) if self.paths else ""
             if action is Action.REMOVE:
                 walker.note("removed", "remove", path)
             elif elem.items is not None:
@@ -653,12 +665,15 @@ def deidentify_bytes(
     options: DeidOptions,
     uid_secret: bytes,
     identity: Callable[[Dataset], tuple[str, int]],
+    audit_paths: bool = True,
 ) -> FastResult:
     """De-identify a Part 10 file held in ``data``, or raise :class:`Fallback`.
 
     ``identity`` receives the input's top level (a pydicom dataset) and returns the patient's
     (pseudonym, date shift in days). Exceptions other than :class:`Fallback` come from the
-    engine's argument checks and from ``identity``.
+    engine's argument checks and from ``identity``. ``audit_paths=False``: the result's counts
+    without its ``acted_on`` lines (which name every element acted on: a caller that drops
+    them need not have them built).
     """
     part = parse_part10(data)
     source = _as_dataset(part, pixel_view=True)
@@ -669,7 +684,7 @@ def deidentify_bytes(
         raise Fallback from None
     pseudonym, shift = identity(source)
     _check_arguments(options, uid_secret, pseudonym, shift)
-    walker = _Walker(options, bytes(uid_secret), pseudonym, shift)
+    walker = _Walker(options, bytes(uid_secret), pseudonym, shift, audit_paths=audit_paths)
     fast = _FastWalker(walker, part.implicit)
     top = dict(fast.dataset(part.elements, "", default_encoding, 0))
 
@@ -704,6 +719,20 @@ def _top_level(output: bytes, pos: int, ordered: Output, implicit: bool) -> Data
     buf = memoryview(output)
     raws = {}
     for tag, chunk in ordered:
+        if not isinstance(chunk, tuple):  # most elements: read from the chunk (the same bytes)
+            size = len(chunk)
+            if not size:
+                continue  # an element the walk dropped (cleaned to nothing)
+            _, vr, length, start = _read_header(chunk, 0, size, implicit)
+            if (
+                tag != _PIXEL_DATA
+                and length != _UNDEFINED
+                and (vr is not None or tag >> 16 & 1 or _dictionary_vr(tag) != "SQ")
+            ):
+                value, start, pos = chunk[start:], pos + start, pos + size
+                key = BaseTag(tag)
+                raws[key] = _new_tuple(RawDataElement, (key, vr, len(value), value, start, implicit, True, True, False))
+                continue
         size = sum(len(piece) for piece in chunk) if isinstance(chunk, tuple) else len(chunk)
         if not size:
             continue  # an element the walk dropped (cleaned to nothing)

@@ -163,6 +163,7 @@ def _fast_path(src: Path, options, uid_secret, patient_secret, project_key) -> F
             options=options,
             uid_secret=uid_secret,
             identity=lambda ds: keys_for(ds, secret=patient_secret, project_key=project_key)[1:],
+            audit_paths=False,  # process_dicom drops them (below)
         )
     except Fallback:
         return None

@@ -211,6 +211,14 @@ def _lean_elements(elements, texts: list[str], vocabulary: list[str], words: fro
     return out
 
 
+def _elements(ds) -> dict:
+    """``{tag: ds.get_item(tag)}`` for every element: as they are held, a deferred one read."""
+    return {
+        key: ds.get_item(key) if isinstance(elem, RawDataElement) and elem.value is None else elem
+        for key, elem in ds.items()
+    }
+
+
 def _lean_sequence(value: bytes, implicit: bool, little: bool) -> list[dict]:
     head = struct.Struct("<HHL" if little else ">HHL")
     fp, n, items = io.BytesIO(value), len(value), []
@@ -277,7 +285,7 @@ def rule_two_readings(output: bytes, parsed: Parsed, words: frozenset[int]) -> t
             theirs = None
             if not decode:
                 try:
-                    theirs = _lean_elements({k: ds.get_item(k) for k in ds.keys()}, texts, vocabulary, words, 0)
+                    theirs = _lean_elements(_elements(ds), texts, vocabulary, words, 0)
                 except Exception:
                     theirs = None  # pydicom's full conversion decides, below
             if theirs is None:
@@ -292,10 +300,16 @@ def rule_two_readings(output: bytes, parsed: Parsed, words: frozenset[int]) -> t
 
 
 # --------------------------------------------------------------------------- rule 3
+_VERDICTS: dict[GateOptions, dict[tuple[int, str, bool], bool]] = {}
+_VERDICTS_MAX = 20_000
+
+
 class _AllowList:
     def __init__(self, parsed: Parsed, options: GateOptions, pseudonym: str | None) -> None:
         self.parsed, self.options, self.pseudonym = parsed, options, pseudonym
         self.rows = profile_rows()
+        self.verdicts = _VERDICTS.setdefault(options, {})
+        self.by_value = False  # set by the check of a node when its verdict depends on its value
 
     def refuse(self, tag: int, why: str) -> GateRefused:
         return GateRefused("allow-list", f"{keyword(tag)}: {why}.")
@@ -308,7 +322,23 @@ class _AllowList:
                     self.walk(item, depth + 1)
 
     def check(self, node: Node, depth: int) -> bool:
-        """Refuse ``node`` or allow it; ``True``: its items are to be checked too."""
+        """Refuse ``node`` or allow it; ``True``: its items are to be checked too.
+
+        An allowance that the tag, the VR and the level decide alone (most: the value is not
+        looked at) is remembered for these options; refusals and verdicts on values are not."""
+        key = (node.tag, node.vr, depth == 0)
+        verdict = self.verdicts.get(key)
+        if verdict is not None:
+            return verdict
+        self.by_value = False
+        verdict = self.check_node(node, depth)
+        if not self.by_value:
+            if len(self.verdicts) > _VERDICTS_MAX:
+                self.verdicts.clear()
+            self.verdicts[key] = verdict
+        return verdict
+
+    def check_node(self, node: Node, depth: int) -> bool:
         tag, vr, opts = node.tag, node.vr, self.options
         group, element = tag >> 16, tag & 0xFFFF
         if group % 2:
@@ -328,6 +358,7 @@ class _AllowList:
         if tag == PIXEL_DATA and depth > 0:
             raise self.refuse(tag, "pixel data is released only at the top level")
         if tag in (PATIENT_NAME, PATIENT_ID):
+            self.by_value = True
             self.check_pseudonym(node)
             return False
         row = self.rows.get(tag)
@@ -339,6 +370,7 @@ class _AllowList:
             if vr in ("DA", "DT") and not opts.retain_modified_dates:
                 raise self.refuse(tag, "dates are not released without the modified-dates option")
             if vr == "UI":
+                self.by_value = True
                 for uid in _values(self.parsed, node):
                     if not (_instance_uid_ok(uid) or uid in CODING_SCHEME_OIDS or uid in VENDOR_SOP_CLASSES):
                         raise self.refuse(tag, "a UID is neither replaced nor a registered one")
@@ -357,11 +389,13 @@ class _AllowList:
         if vr == "SQ":
             if codes & {"U", "U*"}:
                 return True
+            self.by_value = True  # (its items)
             if codes & {"Z", "D"} and not node.items:
                 return False
             raise self.refuse(tag, "the profile removes or empties this sequence")
         if "K" in codes:
             return False
+        self.by_value = True
         if vr == "UI" and codes & {"U", "D"}:
             if all(_instance_uid_ok(uid) for uid in _values(self.parsed, node)):
                 return False
@@ -527,6 +561,13 @@ def _datetime_ok(text: str) -> bool:
     return offset is None or (int(offset[1:3]) <= 14 and int(offset[3:]) < 60)
 
 
+_PASSED: set[tuple[int, str, bytes, object]] = set()
+"""(tag, VR, value bytes, character set) of text values that passed :meth:`_Grammar.check`
+(a pure function of them): most values repeat from file to file. Only passes are kept."""
+_PASSED_MAX, _PASSED_MAX_LENGTH = 50_000, 256
+_FLOAT_VRS = frozenset({"FL", "FD", "OF", "OD"})
+
+
 class _Grammar:
     def __init__(self, parsed: Parsed) -> None:
         self.parsed = parsed
@@ -560,7 +601,22 @@ class _Grammar:
 
     def check(self, node: Node) -> None:
         tag, vr = node.tag, node.vr
+        if vr not in _TEXT_VRS and vr not in _FLOAT_VRS:
+            return  # no grammar to check (and a native PixelData is not copied for nothing)
         raw = self.parsed.value(node)
+        if vr in _TEXT_VRS and len(raw) <= _PASSED_MAX_LENGTH:
+            # A value is checked once per character set: the same bytes pass the same way.
+            key = (tag, vr, raw, self.codec if self.codec is not None else tuple(self.terms))
+            if key in _PASSED:
+                return
+            self.check_value(node, tag, vr, raw)
+            if len(_PASSED) >= _PASSED_MAX:
+                _PASSED.clear()
+            _PASSED.add(key)
+            return
+        self.check_value(node, tag, vr, raw)
+
+    def check_value(self, node: Node, tag: int, vr: str, raw: bytes) -> None:
         if vr in ("FL", "FD", "OF", "OD"):
             size = 4 if vr in ("FL", "OF") else 8
             fmt = ("<" if self.little else ">") + ("f" if size == 4 else "d") * (len(raw) // size)

@@ -79,7 +79,9 @@ _ID_KEYWORDS = frozenset(
 )
 _ID_SUFFIXES = ("ID", "IDs", "Number", "Numbers", "Identifier")
 _ID_VRS = frozenset({"LO", "SH", "UC"})
-_UID_RAW = re.compile(rb"(?<![0-9.])[012](?:\.(?:0|[1-9][0-9]*)){3,}(?![0-9])")
+# A UID not preceded by a digit or a dot. The first digit comes first in the pattern (its
+# lookbehind after it) so that the engine looks for it quickly instead of trying every position.
+_UID_RAW = re.compile(rb"[012](?<=(?<![0-9.])[012])(?:\.(?:0|[1-9][0-9]*)){3,}(?![0-9])")
 _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
 
 FIXED_OUTPUT_WORDS = frozenset(
@@ -159,7 +161,8 @@ def _keyword(tag: int) -> str:
 
 def _texts(raw: bytes) -> list[str]:
     out = []
-    for codec in ("utf-8", "latin-1"):
+    # ASCII reads the same in both: the second reading would add nothing.
+    for codec in ("utf-8",) if raw.isascii() else ("utf-8", "latin-1"):
         try:
             text = raw.decode(codec)
         except UnicodeDecodeError:
@@ -202,6 +205,34 @@ def _caret_runs(piece: bytes):
             if start < i and stop > i + 1 and chr(piece[start]).isalpha():
                 yield piece[start:stop].decode("latin-1")
         i = piece.find(b"^", i + 1)
+
+
+_STRUCTS = {
+    little: (struct.Struct(order + "HH"), struct.Struct(order + "H"), struct.Struct(order + "L"))
+    for little, order in ((True, "<"), (False, ">"))
+}
+_VR_BY_CODE = {
+    little: {struct.unpack(order + "H", vr)[0]: vr.decode("ascii") for vr in VR_BYTES}
+    for little, order in ((True, "<"), (False, ">"))
+}
+_DELIMITERS = frozenset({ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER})
+_SEQUENCE = "sequence"
+_CLASSES: dict[tuple[int, str], object] = {}
+
+
+def _classify(tag: int, vr: str):
+    """How :meth:`_Harvester.walk` treats an element (``vr`` empty: read without one):
+    ``_SEQUENCE`` (its items are walked in place), else (a VR that may hide a dataset, a value
+    worth reading), as ``vr``, the dictionary and :func:`_kinds` say."""
+    dict_vr = _vr_of(tag) if vr == "" else ""
+    if vr == "SQ" or dict_vr == "SQ":
+        kind: object = _SEQUENCE
+    else:
+        kind = (vr in _OPAQUE or dict_vr in _OPAQUE, any(_kinds(tag, vr)))
+    if len(_CLASSES) > 50_000:  # tags read from binary noise are many: keep the cache bounded
+        _CLASSES.clear()
+    _CLASSES[(tag, vr)] = kind
+    return kind
 
 
 class _Harvester:
@@ -263,53 +294,65 @@ class _Harvester:
     def walk(self, data: bytes, pos: int, end: int, implicit: bool, little: bool, depth: int) -> None:
         """Read elements from ``pos`` until the reading stops making sense. Items, delimiters and
         undefined-length values are stepped into, not over."""
-        order = "<" if little else ">"
-        tag_fmt, u16, u32 = struct.Struct(order + "HH"), struct.Struct(order + "H"), struct.Struct(order + "L")
-        while pos + 8 <= end and self.budget > 0:
-            self.budget -= 1
-            group, elem = tag_fmt.unpack_from(data, pos)
-            tag = group << 16 | elem
-            if tag in (ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER):
-                pos += 8  # step inside the item (or past the delimiter): its content is elements
-                continue
-            if implicit:
-                vr, length, header = "", u32.unpack_from(data, pos + 4)[0], 8
-            else:
-                raw_vr = data[pos + 4 : pos + 6]
-                if raw_vr not in VR_BYTES:
-                    return
-                vr = raw_vr.decode("ascii")
-                if vr in LONG_HEADER_VRS:
-                    if pos + 12 > end:
-                        return
-                    length, header = u32.unpack_from(data, pos + 8)[0], 12
-                else:
-                    length, header = u16.unpack_from(data, pos + 6)[0], 8
-            start = pos + header
-            if length == UNDEFINED:
-                if tag == PIXEL_DATA and depth == 0:
-                    pos = self.skip_fragments(data, start, end, tag_fmt, u32)
+        tag_fmt, u16, u32 = _STRUCTS[little]
+        unpack_tag, unpack_u16, unpack_u32 = tag_fmt.unpack_from, u16.unpack_from, u32.unpack_from
+        vr_by_code = _VR_BY_CODE[little]
+        classes = _CLASSES
+        budget = self.budget
+        try:
+            while pos + 8 <= end and budget > 0:
+                budget -= 1
+                group, elem = unpack_tag(data, pos)
+                tag = group << 16 | elem
+                if group == 0xFFFE and tag in _DELIMITERS:
+                    pos += 8  # step inside the item (or past the delimiter): its content is elements
                     continue
-                pos = start  # a sequence, or a value pretending to be one: read on inside
-                continue
-            if start + length > end:
-                # A value claiming more than there is: what there is still counts, then stop.
-                self.element(tag, vr, data[start : min(end, start + 65536)])
-                return
-            if tag == PIXEL_DATA and depth == 0:
-                self.pixel_spans.append((start, start + length))
+                if implicit:
+                    vr, length, start = "", unpack_u32(data, pos + 4)[0], pos + 8
+                else:
+                    vr = vr_by_code.get(unpack_u16(data, pos + 4)[0])
+                    if vr is None:
+                        return
+                    if vr in LONG_HEADER_VRS:
+                        if pos + 12 > end:
+                            return
+                        length, start = unpack_u32(data, pos + 8)[0], pos + 12
+                    else:
+                        length, start = unpack_u16(data, pos + 6)[0], pos + 8
+                if length == UNDEFINED:
+                    if tag == PIXEL_DATA and depth == 0:
+                        self.budget = budget
+                        pos = self.skip_fragments(data, start, end, tag_fmt, u32)
+                        budget = self.budget
+                        continue
+                    pos = start  # a sequence, or a value pretending to be one: read on inside
+                    continue
+                if start + length > end:
+                    # A value claiming more than there is: what there is still counts, then stop.
+                    self.element(tag, vr, data[start : min(end, start + 65536)])
+                    return
+                if tag == PIXEL_DATA and depth == 0:
+                    self.pixel_spans.append((start, start + length))
+                    pos = start + length
+                    continue
+                kind = classes.get((tag, vr))
+                if kind is None:
+                    kind = _classify(tag, vr)
+                if kind is _SEQUENCE:
+                    pos = start  # walk the items in place
+                    continue
+                if length:
+                    opaque = kind[0] and length >= 8 and depth < MAX_DEPTH
+                    if opaque or kind[1]:  # most elements are neither: no copy
+                        raw = data[start : start + length]
+                        self.element(tag, vr, raw)
+                        if opaque:
+                            self.budget = budget
+                            self.nested(raw, depth + 1)
+                            budget = self.budget
                 pos = start + length
-                continue
-            if vr == "SQ" or (implicit and _vr_of(tag) == "SQ"):
-                pos = start  # walk the items in place
-                continue
-            opaque = length >= 8 and depth < MAX_DEPTH and (vr in _OPAQUE or (implicit and _vr_of(tag) in _OPAQUE))
-            if length and (opaque or any(_kinds(tag, vr))):  # most elements are neither: no copy
-                raw = data[start : start + length]
-                self.element(tag, vr, raw)
-                if opaque:
-                    self.nested(raw, depth + 1)
-            pos = start + length
+        finally:
+            self.budget = budget
 
     def skip_fragments(self, data: bytes, pos: int, end: int, tag_fmt, u32) -> int:
         first = pos

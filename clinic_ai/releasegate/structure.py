@@ -41,6 +41,11 @@ EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _REFUSED_SYNTAXES = {"1.2.840.10008.1.2.1.99"}
 
 
+_vr_code = struct.Struct("<H").unpack_from  # VR bytes are characters: the same in either byte order
+_VR_TEXT = {struct.unpack("<H", vr)[0]: vr.decode("ascii") for vr in VR_BYTES}
+_VR_ALLOWED: set[tuple[int, str]] = set()  # (tag, explicit VR) pairs allowed_vrs accepts
+
+
 class Node:
     """One element as read: tag, VR (the explicit one, or the dictionary's for implicit data),
     where its value starts and how long it is; ``items`` for sequences, ``fragments`` for
@@ -102,15 +107,17 @@ class _Reader:
 
     def dataset(self, pos: int, end: int, depth: int, until_delimiter: bool) -> tuple[list[Node], int]:
         data, nodes, last, first = self.data, [], -1, True
+        unpack_tag, unpack_u16, unpack_u32 = self.tag_fmt.unpack_from, self.u16.unpack_from, self.u32.unpack_from
+        implicit = self.implicit
         while pos < end:
             if pos + 8 > end:
                 raise _refuse("An element header is cut off.")
-            group, elem = self.tag_fmt.unpack_from(data, pos)
+            group, elem = unpack_tag(data, pos)
             tag = group << 16 | elem
             if tag == ITEM_DELIMITER:
                 if not until_delimiter:
                     raise _refuse("An item delimiter appears outside an undefined-length item.")
-                if self.u32.unpack_from(data, pos + 4)[0] != 0:
+                if unpack_u32(data, pos + 4)[0] != 0:
                     raise _refuse("An item delimiter has a non-zero length.")
                 return nodes, pos + 8
             if group == 0xFFFE:
@@ -118,7 +125,7 @@ class _Reader:
             if tag <= last:
                 raise _refuse(f"Elements are out of order or repeated at {keyword(tag)}.")
             last = tag
-            if self.implicit:
+            if implicit:
                 if first and data[pos + 4 : pos + 6] in VR_BYTES:
                     raise _refuse("An implicit-VR data set begins with length bytes that spell a VR (two readings).")
                 vr = dictionary_vr(tag) or "UN"
@@ -126,23 +133,26 @@ class _Reader:
                     vr = "OW"
                 elif vr == "US or SS":
                     vr = "US"
-                length, header = self.u32.unpack_from(data, pos + 4)[0], 8
+                length, header = unpack_u32(data, pos + 4)[0], 8
             else:
-                raw_vr = data[pos + 4 : pos + 6]
-                if raw_vr not in VR_BYTES:
+                vr = _VR_TEXT.get(_vr_code(data, pos + 4)[0])  # the two VR bytes, as a number
+                if vr is None:
                     raise _refuse(f"The VR bytes of {keyword(tag)} are not a VR (two readings).")
-                vr = raw_vr.decode("ascii")
                 if vr in LONG_HEADER_VRS:
                     if pos + 12 > end:
                         raise _refuse("An element header is cut off.")
                     if data[pos + 6 : pos + 8] != b"\x00\x00":
                         raise _refuse(f"The reserved bytes of {keyword(tag)} are not zero.")
-                    length, header = self.u32.unpack_from(data, pos + 8)[0], 12
+                    length, header = unpack_u32(data, pos + 8)[0], 12
                 else:
-                    length, header = self.u16.unpack_from(data, pos + 6)[0], 8
-                allowed = allowed_vrs(tag)
-                if allowed is not None and vr != "UN" and vr not in allowed:
-                    raise _refuse(f"{keyword(tag)} has a VR other than the dictionary's.")
+                    length, header = unpack_u16(data, pos + 6)[0], 8
+                if vr != "UN" and (tag, vr) not in _VR_ALLOWED:
+                    allowed = allowed_vrs(tag)
+                    if allowed is not None and vr not in allowed:
+                        raise _refuse(f"{keyword(tag)} has a VR other than the dictionary's.")
+                    if len(_VR_ALLOWED) > 20_000:
+                        _VR_ALLOWED.clear()
+                    _VR_ALLOWED.add((tag, vr))
             first = False
             start = pos + header
             node = Node(tag, vr, start, length)

@@ -127,6 +127,18 @@ def test_planted_corpus_takes_the_fast_path_and_matches_pydicom(name: str, optio
     assert _compare(_corpus()[name], options) == "same"
 
 
+@pytest.mark.parametrize("options", OPTION_SETS.values(), ids=OPTION_SETS.keys())
+def test_without_audit_paths_the_output_and_counts_are_the_same(options: DeidOptions) -> None:
+    for name, data in _corpus().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            full = deidentify_bytes(data, options=options, uid_secret=UID_SECRET, identity=_identity)
+            lean = deidentify_bytes(data, options=options, uid_secret=UID_SECRET, identity=_identity, audit_paths=False)
+        assert lean.data == full.data, name
+        assert full.result.acted_on and not lean.result.acted_on, name
+        assert {**lean.result.to_audit_dict(), "acted_on": None} == {**full.result.to_audit_dict(), "acted_on": None}
+
+
 def test_every_sample_file_matches_or_falls_back() -> None:
     outcomes: dict[str, list[str]] = {}
     for name, data in _samples().items():
