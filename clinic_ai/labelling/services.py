@@ -135,19 +135,24 @@ def _label_create(*, actor, project, image, values, seconds, request_id) -> Labe
         seconds=seconds,
         request_id=request_id,
     )
+    _audit_label_write(actor=actor, project=project, label=label, previous=previous)
+    return label
+
+
+def _audit_label_write(*, actor: User, project: Project, label: Label, previous: Label | None) -> None:
+    """A new label, or a change of the reader's current one (the same source), as an audit event."""
     audit_record(
         action="label.change" if previous else "label.create",
         actor=actor,
         project=project,
         obj=label,
         data={
-            "image_id": str(image.pk),
-            "values": values,
-            "source": LabelSource.READER,
+            "image_id": str(label.image_id),
+            "values": label.values,
+            "source": label.source,
             **({"replaces": str(previous.pk)} if previous else {}),
         },
     )
-    return label
 
 
 @transaction.atomic
@@ -230,16 +235,5 @@ def label_from_upload(*, project: Project, image: Image, reader: User, values) -
     except IntegrityError:
         # Two files of one upload with the same bytes, filed at once by two workers: one label.
         return current.get()
-    audit_record(
-        action="label.change" if previous else "label.create",
-        actor=reader,
-        project=project,
-        obj=label,
-        data={
-            "image_id": str(image.pk),
-            "values": clean,
-            "source": LabelSource.UPLOAD,
-            **({"replaces": str(previous.pk)} if previous else {}),
-        },
-    )
+    _audit_label_write(actor=reader, project=project, label=label, previous=previous)
     return label
