@@ -12,7 +12,6 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from clinic_ai.accounts.models import Role
 from clinic_ai.core.audit_sentences import FALLBACK, SENTENCES, AuditRefs, sentence
 from clinic_ai.core.models import AuditEvent
 from clinic_ai.core.services import audit_record
@@ -25,22 +24,6 @@ from .synthetic import ultrasound_bytes
 
 pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def held_image(client, project, radiologist):
-    client.force_login(radiologist)
-    upload_through_api(client, project, {"us.dcm": ultrasound_bytes()})
-    run_pipeline_inline()
-    client.logout()
-    image = Image.objects.get()
-    assert image.status == ImageStatus.HELD
-    return image
-
-
-@pytest.fixture
-def other_radiologist(project, member_of):
-    return member_of(project, Role.RADIOLOGIST)
 
 
 @pytest.fixture
