@@ -5,6 +5,7 @@ process uses this module; the worker side (`clinic_ai.inference.worker`) loads t
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -351,12 +352,33 @@ def results_claim(*, result_ids, claim: str, limit: int = BATCH_LIMIT) -> list[I
     )
 
 
+REASON_NOT_FINITE = "The models gave a probability that is not a finite number."
+
+
+def _finite(value) -> bool:
+    """Every number in ``value`` (nested dicts and lists) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
+
+
 def result_finish(*, result_id, claim: str, result: dict, heatmaps: dict, timings: dict, versions: dict) -> bool:
     """Store a finished result; only the task that claimed the row may (each job finishes once)."""
     with transaction.atomic():
         row = InferenceResult.objects.select_for_update().filter(pk=result_id).select_related("image__project").first()
         if row is None or row.status != ResultStatus.RUNNING or row.claim != claim:
             return False
+        if not _finite(result):
+            # A broken model (NaN, infinity): not a result anyone may read, rank or review. (PostgreSQL
+            # would refuse the JSON anyway, and the row would be retried for ever.)
+            row.status, row.reason, row.finished_at = ResultStatus.FAILED, REASON_NOT_FINITE, timezone.now()
+            row.save(update_fields=["status", "reason", "finished_at", "modified"])
+            audit_record(action="inference.failed", project=row.image.project, obj=row, data={"reason": row.reason})
+            return True
         row.status, row.reason, row.finished_at = ResultStatus.DONE, "", timezone.now()
         row.probabilities = result["probabilities"]
         row.labels = result["labels"]

@@ -130,11 +130,17 @@ def binary_figures(
     bins: int = CALIBRATION_BINS,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    called=None,
 ) -> dict:
-    """Everything the dashboard shows for one positive class, from one call."""
+    """Everything the dashboard shows for one positive class, from one call. ``called``: whether each
+    case was called positive, when the model's call is not ``score >= threshold`` (a multi-class
+    argmax); the confusion matrix and its rates count those calls."""
     y, s = _arrays(y_true, score)
     both = bool(y.any() and (~y).any())
-    counts = confusion_counts(y, s, threshold=threshold)
+    if called is None:
+        counts = confusion_counts(y, s, threshold=threshold)
+    else:
+        counts = confusion_counts(y, np.asarray(called, dtype=bool).astype(np.float64), threshold=0.5)
     return {
         "n": int(len(y)),
         "positives": int(y.sum()),

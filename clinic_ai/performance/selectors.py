@@ -16,6 +16,7 @@ joined here.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from clinic_ai.inference.models import Ensemble, EnsembleMember, InferenceResult
 from clinic_ai.labelling.models import UNGRADABLE, Label, LabelSource
 from clinic_ai.labelling.selectors import project_consensus
 from clinic_ai.performance import metrics
+from clinic_ai.review.models import Review as ResultReview
 
 PERFORMANCE_ROLES = (Role.ADMIN,)
 
@@ -61,6 +63,7 @@ class Truth:
 class Review:
     values: tuple[str, ...]
     at: datetime
+    decision: str = ""  # the radiologist's decision on the result itself (agree / disagree / ungradable)
 
 
 @dataclass
@@ -143,9 +146,7 @@ class Case:
         """The radiologist's decision on this result: the review label against the AI's call."""
         if self.review is None:
             return UNREVIEWED
-        if UNGRADABLE in self.review.values:
-            return UNGRADABLE_DECISION
-        return AGREE if set(self.review.values) == set(self.labels) else DISAGREE
+        return self.review.decision
 
     @property
     def disagreement(self) -> bool | None:
@@ -164,6 +165,7 @@ class Case:
 def ensemble_cases(project: Project, ensemble: Ensemble, labels: ProjectLabels | None = None) -> list[Case]:
     """Every finished result of the ensemble, newest first, with its image's truth and review."""
     labels = labels if labels is not None else project_labels(project)
+    reviews = result_reviews(ensemble)
     rows = (
         InferenceResult.objects.filter(ensemble=ensemble, image__project=project, status=ResultStatus.DONE)
         .order_by("-finished_at", "pk")
@@ -179,10 +181,21 @@ def ensemble_cases(project: Project, ensemble: Ensemble, labels: ProjectLabels |
             probabilities=probabilities or {},
             members=members or [],
             truth=labels.truth.get(image_id),
-            review=labels.reviews.get(image_id),
+            review=reviews.get(pk),
         )
         for pk, image_id, study_id, finished_at, call, probabilities, members in rows
     ]
+
+
+def result_reviews(ensemble: Ensemble) -> dict:
+    """result id -> the latest current review of that result (a review of another ensemble version's
+    result, or of the same image before a rerun, is not a decision on this one)."""
+    rows = (
+        ResultReview.objects.filter(result__ensemble=ensemble, is_current=True)
+        .order_by("created", "pk")
+        .values_list("result_id", "label__values", "created", "decision")
+    )
+    return {result_id: Review(tuple(values or ()), created, decision) for result_id, values, created, decision in rows}
 
 
 def filter_cases(cases: list[Case], *, decision: str = "", disagreement: str = "") -> list[Case]:
@@ -212,11 +225,23 @@ def _member_call(project: Project, probabilities: dict, threshold: float) -> tup
     names = list(project.class_names)
     if not probabilities:
         return ()
+
+    def p(name: str) -> float:
+        found = _probability(probabilities, name)
+        return 0.0 if found is None else found
+
     if project.task_type == TaskType.BINARY:
-        return (names[1],) if float(probabilities.get(names[1], 0.0)) >= threshold else (names[0],)
+        return (names[1],) if p(names[1]) >= threshold else (names[0],)
     if project.task_type == TaskType.MULTICLASS:
-        return (max(names, key=lambda n: float(probabilities.get(n, 0.0))),)
-    return tuple(n for n in names if float(probabilities.get(n, 0.0)) >= threshold)
+        return (max(names, key=p),)
+    return tuple(n for n in names if p(n) >= threshold)
+
+
+def _probability(probabilities: dict, name: str) -> float | None:
+    value = probabilities.get(name) if isinstance(probabilities, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
 
 
 def performance_dashboard(project: Project, ensemble: Ensemble, *, member: str = "", positive: str) -> dict:
@@ -236,9 +261,17 @@ def performance_dashboard(project: Project, ensemble: Ensemble, *, member: str =
 
     with_truth = [(c, p, call) for c, p, call in scored if c.truth is not None]
     gradable = [(c, p, call) for c, p, call in with_truth if not c.truth.ungradable]
-    y = [positive in c.truth.values for c, _, _ in gradable]
-    score = [float(p.get(positive, 0.0)) for _, p, _ in gradable]
-    figures = metrics.binary_figures(y, score, threshold=ensemble.threshold)
+    # A probability that is missing, not a number, not finite or outside [0, 1] cannot be ranked:
+    # such a case is left out of the figures and counted, never read as 0.
+    usable = [(c, _probability(p, positive), call) for c, p, call in gradable]
+    unscored = sum(1 for _, p, _ in usable if p is None)
+    usable = [(c, p, call) for c, p, call in usable if p is not None]
+    y = [positive in c.truth.values for c, _, _ in usable]
+    score = [p for _, p, _ in usable]
+    # The confusion matrix counts what was called (a multi-class ensemble calls its argmax, not every
+    # class over the threshold); the ROC curve ranks the probabilities.
+    called = [positive in call for _, _, call in usable]
+    figures = metrics.binary_figures(y, score, threshold=ensemble.threshold, called=called)
 
     events = [
         (timezone.localdate(c.review.at), set(c.review.values) == set(call))
@@ -251,7 +284,8 @@ def performance_dashboard(project: Project, ensemble: Ensemble, *, member: str =
         "with_truth": len(with_truth),
         "ungradable": len(with_truth) - len(gradable),
         "without_truth": len(scored) - len(with_truth),
-        "used": len(gradable),
+        "unscored": unscored,
+        "used": len(usable),
         "truth_sources": {s: sum(1 for c, _, _ in with_truth if c.truth.source == s) for s in TRUTH_SOURCES},
         "truth_distribution": metrics.label_distribution(c.truth.values for c, _, _ in with_truth),
         "call_distribution": metrics.label_distribution(call for _, _, call in scored),

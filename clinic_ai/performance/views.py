@@ -71,7 +71,8 @@ def _summary(data: dict) -> list[tuple[str, str, str, str]]:
             "cases-used",
             "Cases used",
             str(data["used"]),
-            f"{data['ungradable']} ungradable excluded, {data['without_truth']} without truth",
+            f"{data['ungradable']} ungradable excluded, {data['without_truth']} without truth"
+            + (f", {data['unscored']} without a usable probability" if data["unscored"] else ""),
         ),
         ("auroc", "AUROC", "–" if f["auroc"] is None else f"{f['auroc']:.3f}", auroc_detail),
         ("sensitivity", "Sensitivity", *_pct(c["tp"], c["tp"] + c["fn"])),
@@ -159,6 +160,7 @@ def dashboard_csv(request, project_id):
             "cases_used": data["used"],
             "ungradable_excluded": data["ungradable"],
             "without_truth": data["without_truth"],
+            "without_usable_probability": data["unscored"],
             "auroc": f["auroc"],
             "auroc_ci_low": ci.get("low"),
             "auroc_ci_high": ci.get("high"),

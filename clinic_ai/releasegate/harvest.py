@@ -75,6 +75,12 @@ _ID_KEYWORDS = frozenset(
         "MilitaryRank",
         "PatientTelephoneNumbers",
         "DeviceSerialNumber",
+        # Person identifiers Table E.1-1 does not list (so the profile keeps them): searched for, so
+        # a file carrying one is refused rather than released with it.
+        "OwnerID",
+        "BoardingPassID",
+        "ItineraryID",
+        "BreedRegistrationNumber",
     }
 )
 _ID_SUFFIXES = ("ID", "IDs", "Number", "Numbers", "Identifier")
@@ -198,11 +204,13 @@ def _caret_runs(piece: bytes):
             start = i
             while start > 0 and piece[start - 1] in _NAME_BYTES and i - start < 64:
                 start -= 1
+            while start < i and not chr(piece[start]).isalpha():  # a name begins at a letter
+                start += 1  # ("Tech: Smith^John", ",Smith^John": the name is still found)
             stop = i + 1
             while stop < len(piece) and (piece[stop] in _NAME_BYTES or piece[stop] == 0x5E) and stop - i < 192:
                 stop += 1
-            end = stop
-            if start < i and stop > i + 1 and chr(piece[start]).isalpha():
+            if start < i and stop > i + 1:
+                end = stop  # (only a run yielded covers the carets after it: "^Doe^John" gives "Doe^John")
                 yield piece[start:stop].decode("latin-1")
         i = piece.find(b"^", i + 1)
 

@@ -10,10 +10,10 @@ from django.core.management import call_command
 from clinic_ai.accounts.models import Project, User
 from clinic_ai.inference.models import InferenceResult, ResultStatus
 from clinic_ai.labelling.models import Label
+from clinic_ai.review.services import review_decide
 from clinic_ai.studies.models import Image, ImageStatus
 from tests.browser.conftest import ARTIFACTS, log_in
 from tests.conftest import run_inference_inline
-from tests.factories import LabelFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,9 +35,11 @@ def demo_with_images(transactional_db):
     # A radiologist reviewed two results: agreed with one, corrected the other.
     radiologist = User.objects.get(username="demo-radiologist")
     first, second = InferenceResult.objects.select_related("image").order_by("image__created")[:2]
-    LabelFactory(image=first.image, reader=radiologist, source="review", values=list(first.labels))
+    review_decide(actor=radiologist, project=project, image=first.image, result=first, decision="agree")
     other = "normal" if second.labels == ["pneumonia"] else "pneumonia"
-    LabelFactory(image=second.image, reader=radiologist, source="review", values=[other])
+    review_decide(
+        actor=radiologist, project=project, image=second.image, result=second, decision="disagree", values=[other]
+    )
     return project
 
 

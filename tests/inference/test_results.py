@@ -108,6 +108,26 @@ def test_each_job_finishes_once_only_for_the_task_that_claimed_it(released_with_
     assert result.status == ResultStatus.DONE and result.attempts == 3
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_probability_fails_the_job_instead_of_being_stored(released_with_result, bad):
+    image, result = released_with_result
+    services.result_rerun(actor=None, image=image)
+    services.results_claim(result_ids=[result.pk], claim="task-a")
+    payload = {
+        "probabilities": {"normal": 0.4, "pneumonia": 0.6},
+        "labels": ["pneumonia"],
+        "members": [{"name": "a", "probabilities": {"normal": 0.4, "pneumonia": bad}}],
+        "uncertainty": {},
+        "target_class": "pneumonia",
+    }
+    assert services.result_finish(
+        result_id=result.pk, claim="task-a", result=payload, heatmaps={}, timings={}, versions={}
+    )
+    result.refresh_from_db()
+    assert result.status == ResultStatus.FAILED and result.reason == services.REASON_NOT_FINITE
+    assert result.probabilities != payload["probabilities"]  # nothing of it stored
+
+
 def test_a_model_that_fails_to_load_fails_its_jobs_with_a_reason(released_with_result, client, radiologist):
     image, result = released_with_result
     from clinic_ai.studies import storage

@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from clinic_ai.accounts.models import Role
+from clinic_ai.review.services import review_decide
 from tests.factories import (
     EnsembleFactory,
     EnsembleMemberFactory,
@@ -49,16 +50,21 @@ def world(project, project_admin, member_of):
         EnsembleMemberFactory(ensemble=ensemble, model_version=ModelVersionFactory(project=project, name=name))
     old = EnsembleFactory(project=project, is_active=False, name="Pneumonia", version="1")
     now = timezone.now()
-    images = []
+    images, results = [], []
     for i, p in enumerate([*S, 0.7, 0.2]):
         image = ImageFactory(project=project, uploaded_by=project_admin)
-        add_result(ensemble, image, p, members={"alpha": p, "beta": 1 - p}, finished_at=now - timedelta(minutes=i))
+        results.append(
+            add_result(ensemble, image, p, members={"alpha": p, "beta": 1 - p}, finished_at=now - timedelta(minutes=i))
+        )
         images.append(image)
     for i, truth in enumerate(Y):
         if i not in (2, 4):
             LabelFactory(image=images[i], reader=project_admin, source="upload", values=[CLASSES[truth]])
-    LabelFactory(image=images[4], reader=radiologist, source="review", values=["pneumonia"])
-    LabelFactory(image=images[2], reader=radiologist, source="review", values=["normal"])
+    # The reviews through the review service, as the review page stores them.
+    review_decide(actor=radiologist, project=project, image=images[4], result=results[4], decision="agree")
+    review_decide(
+        actor=radiologist, project=project, image=images[2], result=results[2], decision="disagree", values=["normal"]
+    )
     LabelFactory(image=images[8], reader=project_admin, source="upload", values=["ungradable"])
     add_result(old, images[0], 0.9)
     return {"project": project, "ensemble": ensemble, "old": old, "images": images, "radiologist": radiologist}

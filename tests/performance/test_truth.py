@@ -76,15 +76,41 @@ def test_labels_of_another_project_are_not_read(project):
     assert image.pk not in selectors.project_labels(project).truth
 
 
-def test_decision_compares_the_review_with_the_ai_call_and_disagreement_with_the_truth(project):
+def test_decision_is_the_review_of_that_result_and_disagreement_is_against_the_truth(project, radiologist):
+    from clinic_ai.review.services import review_decide
+
     ensemble = EnsembleFactory(project=project, is_active=True)
     images = [ImageFactory(project=project) for _ in range(5)]
-    for image in images:
-        add_result(ensemble, image, 0.9)  # called pneumonia
-    _label(images[0], ["pneumonia"], "review")
-    _label(images[1], ["normal"], "review")
-    _label(images[2], ["ungradable"], "review")
+    results = [add_result(ensemble, image, 0.9) for image in images]  # called pneumonia
+    for i, decision, values in ((0, "agree", None), (1, "disagree", ["normal"]), (2, "ungradable", None)):
+        review_decide(
+            actor=radiologist, project=project, image=images[i], result=results[i], decision=decision, values=values
+        )
     _label(images[3], ["normal"], "upload")
     cases = {c.image_id: c for c in selectors.ensemble_cases(project, ensemble)}
     assert [cases[i.pk].decision for i in images] == ["agree", "disagree", "ungradable", "unreviewed", "unreviewed"]
     assert [cases[i.pk].disagreement for i in images] == [False, True, None, True, None]
+
+    # Another ensemble version's result on the same images: those decisions were not on it. Its
+    # truth is the same (the radiologists' labels are about the images).
+    other = EnsembleFactory(project=project, is_active=False)
+    for image in images:
+        add_result(other, image, 0.2)  # called normal
+    cases = {c.image_id: c for c in selectors.ensemble_cases(project, other)}
+    assert [cases[i.pk].decision for i in images] == ["unreviewed"] * 5
+    assert [cases[i.pk].disagreement for i in images] == [True, False, None, False, None]
+
+
+def test_a_missing_or_non_finite_probability_is_left_out_of_the_figures_and_counted(project):
+    ensemble = EnsembleFactory(project=project, is_active=True)
+    # (non-finite values never get stored: result_finish fails such a job, PostgreSQL refuses them)
+    values = [0.9, 0.2, True, None, "0.5", 7.0, -0.1]
+    for i, p in enumerate(values):
+        image = ImageFactory(project=project)
+        result = add_result(ensemble, image, 0.9 if i % 2 == 0 else 0.2)
+        result.probabilities = {"normal": 0.5} if p is None else {"normal": 0.5, "pneumonia": p}
+        result.save()
+        _label(image, ["pneumonia" if i % 2 == 0 else "normal"], "upload")
+    data = selectors.performance_dashboard(project, ensemble, positive="pneumonia")
+    assert data["used"] == 2 and data["unscored"] == 5
+    assert data["figures"]["auroc"] == 1.0 and data["figures"]["ece"] is not None

@@ -145,12 +145,12 @@ def _more_results(world, n):
 def test_prediction_list_pages_and_caps_its_queries(client, world, project_admin, django_assert_max_num_queries):
     client.force_login(project_admin)
     url = reverse("performance:prediction_list", args=[world["project"].pk])
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         small = client.get(url)
     _more_results(world, 90)
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         first = client.get(url)
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         second = client.get(url, {"page": 2})
     assert len(small.context["rows"]) == 10
     assert len(first.context["rows"]) == 50 and len(second.context["rows"]) == 50
@@ -161,9 +161,9 @@ def test_prediction_list_pages_and_caps_its_queries(client, world, project_admin
 def test_dashboard_caps_its_queries(client, world, project_admin, django_assert_max_num_queries):
     client.force_login(project_admin)
     _more_results(world, 90)
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         assert _get(client, "performance:dashboard", world["project"]).status_code == 200
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         assert _get(client, "performance:dashboard_csv", world["project"]).status_code == 200
 
 

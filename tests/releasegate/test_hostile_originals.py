@@ -172,3 +172,23 @@ def test_a_hostile_original_is_never_released_with_what_was_planted(tmp_path, ma
     text = _everything_readable(dst.read_bytes())
     for value in plants.values():
         assert value.lower() not in text, (make.__name__, outcome.status)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"Tech: Doe^Jane ",  # a label before the name
+        b"Ref: -Doe^Jane",
+        b"\x00\x2cDoe^Jane",  # a length byte (",") just before it
+        b"^Doe^Jane",  # a stray caret first
+        b"Doe^Jane",
+    ],
+)
+def test_the_raw_scan_finds_a_name_whatever_comes_before_it(blob):
+    """The gate's raw scan of the original (a value it cannot place, e.g. inside an opaque private
+    element) must still yield the name: otherwise a de-identifier that copied it would not be caught."""
+    from clinic_ai.releasegate.harvest import harvest
+
+    needles = harvest(b"\x01\x02garbage\x00" + blob + b"\x00\xff")
+    assert "Doe^Jane" in needles.names
+    assert {"Doe", "Jane"} <= needles.words
