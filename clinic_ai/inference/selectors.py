@@ -1,12 +1,13 @@
 """Reads of models, ensembles and results, always for a given user."""
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import Http404
 
 from clinic_ai.accounts.models import Project, Role, User
 from clinic_ai.accounts.selectors import require_role
 from clinic_ai.inference.models import Ensemble, InferenceResult, ModelVersion, ResultStatus
+from clinic_ai.labelling.selectors import may_see_ai_result
 from clinic_ai.studies.models import Image, ImageStatus
 from clinic_ai.studies.selectors import get_image_for_user
 
@@ -29,8 +30,15 @@ def get_result_for_user(user: User, result_id) -> InferenceResult:
         result = InferenceResult.objects.select_related("ensemble").get(pk=result_id)
     except (InferenceResult.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such result") from None
-    get_image_for_user(user, result.image_id)  # 404/403 as for the image itself
+    image = get_image_for_user(user, result.image_id)  # 404/403 as for the image itself
+    require_ai_visible(user, image)
     return result
+
+
+def require_ai_visible(user: User, image: Image) -> None:
+    """403 for a reader of a project whose readers label blind (see `may_see_ai_result`)."""
+    if not may_see_ai_result(user, image.project):
+        raise PermissionDenied("In this project, readers do not see the AI result.")
 
 
 def get_ensemble_for_admin(user: User, ensemble_id) -> Ensemble:

@@ -61,6 +61,7 @@ def _may_run(user, project) -> bool:
 def image_inference(request, image_id):
     """The AI result beside an image, polled by the image page while the job runs."""
     image = get_image_for_user(request.user, image_id)
+    selectors.require_ai_visible(request.user, image)
     return JsonResponse(_result_json(request, image))
 
 

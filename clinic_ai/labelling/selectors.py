@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from clinic_ai.accounts.models import Project, Role, User
+from clinic_ai.accounts.models import Membership, Project, Role, User
 from clinic_ai.accounts.selectors import get_project_for_user
 from clinic_ai.inference.models import InferenceResult, ResultStatus
 from clinic_ai.labelling import agreement
@@ -31,6 +31,16 @@ def get_labelling_project_for_user(user: User, project_id, *, roles: Iterable[st
 def labelling_settings_for(project: Project) -> LabellingSettings:
     """The project's settings; an unsaved row with the defaults when nobody has changed them."""
     return LabellingSettings.objects.filter(project=project).first() or LabellingSettings(project=project)
+
+
+def may_see_ai_result(user: User, project: Project) -> bool:
+    """Readers (clinicians) label blind: the AI's result, its heatmaps and the radiologists' review
+    of it (which names the AI's call) are theirs to see only when the project allows it. Every
+    other role sees them. (The worklist applies the same rule to many projects at once.)"""
+    if user.is_site_admin:
+        return True
+    role = Membership.objects.filter(user=user, project=project).values_list("role", flat=True).first()
+    return role != Role.CLINICIAN or labelling_settings_for(project).readers_see_ai_result
 
 
 def _reader_labels() -> Q:

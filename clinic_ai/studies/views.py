@@ -18,6 +18,7 @@ from clinic_ai.accounts.models import TaskType
 from clinic_ai.accounts.selectors import UPLOAD_ROLES, get_project_for_user, projects_for_user, role_in_project
 from clinic_ai.core.http import RequestRefused, json_body, json_endpoint, json_int, request_body
 from clinic_ai.labelling.models import UNGRADABLE
+from clinic_ai.labelling.selectors import may_see_ai_result
 from clinic_ai.pipeline import tasks as pipeline
 from clinic_ai.review.selectors import REVIEW_ROLES, current_reviews, image_has_reviewable_result
 from clinic_ai.studies import imaging, services, upload_labels
@@ -72,12 +73,14 @@ def image_detail(request, image_id):
     frame = _frame_param(request, image)
     released = image.status == ImageStatus.RELEASED
     can_review = released and role_in_project(request.user, image.project) in REVIEW_ROLES
+    show_ai = released and may_see_ai_result(request.user, image.project)
     return render(
         request,
         "studies/image_detail.html",
         {
             "image": image,
-            "reviews": current_reviews([image.pk]).get(image.pk, []) if released else [],
+            "show_ai": show_ai,
+            "reviews": current_reviews([image.pk]).get(image.pk, []) if show_ai else [],
             "review_url": reverse("review:review_image", args=[image.project_id, image.pk])
             if can_review and image_has_reviewable_result(image)
             else None,

@@ -54,18 +54,31 @@ def test_a_released_image_gets_every_members_and_the_ensembles_opinion_and_heatm
 
 
 def test_the_image_page_json_shows_the_result_to_members_and_404s_for_outsiders(
-    client, released_with_result, clinician, outsider
+    client, released_with_result, radiologist, clinician, outsider
 ):
+    from clinic_ai.labelling.models import LabellingSettings
+
     image, result = released_with_result
     url = reverse("inference:image_inference", args=[image.pk])
-    client.force_login(clinician)
+    client.force_login(radiologist)
     body = client.get(url).json()
-    assert body["state"] == "done" and body["ensemble"] == "Tiny v1" and not body["can_rerun"]
-    heatmap = client.get(body["heatmaps"]["ensemble"])
+    assert body["state"] == "done" and body["ensemble"] == "Tiny v1" and body["can_rerun"]
+    heatmap_url = body["heatmaps"]["ensemble"]
+    heatmap = client.get(heatmap_url)
     assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/png"
+    # Readers label blind: neither the result, nor its heatmap, nor the image page's panel or review line.
+    client.force_login(clinician)
+    assert client.get(url).status_code == 403 and client.get(heatmap_url).status_code == 403
+    page = client.get(image.get_absolute_url()).content.decode()
+    assert 'id="ai-hidden"' in page and 'id="ai-panel"' not in page and 'id="review-line"' not in page
+    # ... unless the project lets its readers see the AI result.
+    LabellingSettings.objects.update_or_create(project=image.project, defaults={"readers_see_ai_result": True})
+    body = client.get(url).json()
+    assert body["state"] == "done" and not body["can_rerun"] and client.get(heatmap_url).status_code == 200
+    assert 'id="ai-panel"' in client.get(image.get_absolute_url()).content.decode()
     client.force_login(outsider)
     assert client.get(url).status_code == 404
-    assert client.get(body["heatmaps"]["ensemble"]).status_code == 404
+    assert client.get(heatmap_url).status_code == 404
 
 
 def test_rerun_is_for_uploaders_only_and_queues_the_same_row_again(
@@ -265,7 +278,7 @@ def test_the_outsider_role_matrix_for_results(client, released_with_result, memb
     image, result = released_with_result
     clinician_in_project = member_of(image.project, Role.CLINICIAN)
     client.force_login(clinician_in_project)
-    assert client.get(reverse("inference:image_inference", args=[image.pk])).status_code == 200
+    assert client.get(reverse("inference:image_inference", args=[image.pk])).status_code == 403  # labels blind
     assert (
         client.post(
             reverse("inference:image_inference_rerun", args=[image.pk]), content_type="application/json"
