@@ -834,7 +834,7 @@ def frame_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int | 
         photometric = str(ds.PhotometricInterpretation).strip().upper()
         modality = _text(ds, "Modality")[:16]
         if arr.ndim == 3 or photometric == "PALETTE COLOR":
-            rgb = _display_frame(path, ds, tsyntax, frame) if arr.ndim != 3 else _to_uint8_rgb(arr[..., :3], ds)
+            rgb = _to_uint8_rgb(arr[..., :3], ds) if arr.ndim == 3 else _palette_to_uint8(arr, ds)
             return FramePixels(rgb, frames, "RGB", modality, 1.0, 0.0, False, ())
         windows = _header_windows(ds)
         if "ModalityLUTSequence" in ds or arr.dtype.type not in _VIEWER_DTYPES:
