@@ -1,3 +1,4 @@
+import math
 import re
 from collections import Counter
 from datetime import timedelta
@@ -165,6 +166,8 @@ def image_pixels(request, image_id, frame):
         lo = hi = 0.0
     if not pixels.rescaled and samples == 1:
         lo, hi = sorted((lo * pixels.slope + pixels.intercept, hi * pixels.slope + pixels.intercept))
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # a huge slope overflows: the viewer then auto-windows
+        lo = hi = 0.0
     body = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
     response = HttpResponse(body, content_type="application/octet-stream")
     response["X-Pixel-Type"] = values.dtype.name

@@ -85,6 +85,21 @@ def test_header_windows_are_sent(client, project, radiologist):
     assert response["X-Pixel-Windows"] == "600.0/1600.0"
 
 
+def test_a_slope_that_overflows_the_range_sends_no_infinity(client, project, radiologist):
+    import pydicom
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.RescaleSlope = "1e308"  # finite, but max * slope is not
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    _release(client, project, radiologist, {"ct.dcm": buffer.getvalue()})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert response.status_code == 200
+    assert "inf" not in response["X-Pixel-Range"] and "nan" not in response["X-Pixel-Range"]
+
+
 def test_a_png_is_sent_as_8_bit_grey(client, project, radiologist, png_bytes):
     _release(client, project, radiologist, {"g.png": png_bytes})
     image = Image.objects.get(status=ImageStatus.RELEASED)
