@@ -332,16 +332,19 @@ def test_the_project_page_links_radiologists_and_admins_to_the_review(
 
 def test_the_image_page_shows_the_current_decision_in_one_line(client, project, radiologist, clinician, result):
     url = reverse("studies:image_detail", args=[result.image_id])
-    client.force_login(clinician)
+    review_url = reverse("review:review_image", args=[project.pk, result.image_id])
+    client.force_login(radiologist)
     page = client.get(url).content.decode()
-    assert "not reviewed yet" in page and reverse("review:review_image", args=[project.pk, result.image_id]) not in page
+    assert "not reviewed yet" in page and review_url in page
     review_decide(
         actor=radiologist, project=project, image=result.image, result=result, decision="disagree", values=["normal"]
     )
     page = client.get(url).content.decode()
     assert f"<strong>disagree</strong> (normal) by {radiologist.username}" in page
-    client.force_login(radiologist)
-    assert reverse("review:review_image", args=[project.pk, result.image_id]) in client.get(url).content.decode()
+    # A clinician labels blind (the project hides the AI result from readers): no review line, no link.
+    client.force_login(clinician)
+    page = client.get(url).content.decode()
+    assert 'id="review-line"' not in page and "disagree" not in page and review_url not in page
 
 
 def test_the_demo_radiologist_can_review_the_demo_project(client):
