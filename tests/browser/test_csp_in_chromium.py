@@ -94,10 +94,10 @@ def test_main_pages_run_without_a_csp_violation_for_every_role(live_server, page
 
         # The viewer's frame slider, from static scripts only: the frame changes without a reload.
         page.goto(f"{live_server.url}{pages['image']}")
-        page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerShownFrame === '0'")
+        page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerShownFrame === '0'")
         page.fill("#image-viewer .cv-frame-slider", "2")
         page.wait_for_url("**?frame=2")
-        page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerShownFrame === '2'")
+        page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerShownFrame === '2'")
         seen[(username, "frame picker")] = page.evaluate("window.__cspViolations")
 
     assert {where: found for where, found in seen.items() if found} == {}

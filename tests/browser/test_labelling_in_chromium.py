@@ -59,17 +59,17 @@ def test_the_demo_clinician_labels_from_the_queue_with_the_keyboard(live_server,
     page.click("#nav-label")  # one project: straight to its labelling page
     page.click("#start-labelling")
     page.wait_for_selector("html[data-labelling-ready]")
-    page.wait_for_function("() => Number(document.getElementById('label-viewer').dataset.viewerDrawn) > 0")
+    page.wait_for_function("() => Number(document.getElementById('label-viewer')?.dataset.viewerDrawn) > 0")
     assert page.locator("#label-stage").get_attribute("data-image-id") == first
 
     page.keyboard.press("2")  # pneumonia: labels the first and draws the second at once
-    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId === '{second}'")
+    page.wait_for_function(f"() => document.getElementById('label-stage')?.dataset.imageId === '{second}'")
     page.keyboard.press("z")  # undo: the first comes back
-    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId === '{first}'")
+    page.wait_for_function(f"() => document.getElementById('label-stage')?.dataset.imageId === '{first}'")
     page.keyboard.press("1")  # normal
     page.keyboard.press("s")  # skip the second
     page.wait_for_selector("html[data-labelling-empty]")
-    page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
+    page.wait_for_function("() => document.getElementById('label-save-state')?.textContent === 'all saved'")
     assert page.locator("#label-count").inner_text() == "1"
     assert page.locator("#label-error").inner_text() == ""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -103,10 +103,10 @@ def test_a_save_lost_on_the_network_is_retried_and_stored_once(live_server, two_
     page.click("#nav-label")
     page.click("#start-labelling")
     page.wait_for_selector("html[data-labelling-ready]")
-    page.wait_for_function("() => Number(document.getElementById('label-viewer').dataset.viewerDrawn) > 0")
+    page.wait_for_function("() => Number(document.getElementById('label-viewer')?.dataset.viewerDrawn) > 0")
     page.keyboard.press("2")
-    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId === '{second}'")
-    page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
+    page.wait_for_function(f"() => document.getElementById('label-stage')?.dataset.imageId === '{second}'")
+    page.wait_for_function("() => document.getElementById('label-save-state')?.textContent === 'all saved'")
     assert len(failed) == 1
     # One row in all, not a second one superseding the first: the retry carried the same request id.
     labels = _stored_labels(current_only=False)

@@ -40,7 +40,7 @@ def test_a_held_ultrasound_is_masked_in_the_browser_and_its_template_releases_th
 
     page.wait_for_selector("html[data-mask-ready]")
     page.wait_for_function(
-        "() => Number(document.getElementById('mask-image').dataset.viewerDrawn) > 0"
+        "() => Number(document.getElementById('mask-image')?.dataset.viewerDrawn) > 0"
         " && document.getElementById('mask-canvas').width > 10"
     )
     canvas = page.locator("#mask-canvas").bounding_box()

@@ -93,12 +93,12 @@ def test_the_demo_radiologist_reviews_with_the_keyboard_and_corrects_a_result(li
     page.keyboard.press("h")
     page.wait_for_function(f"() => !{overlay}.visible")
     page.keyboard.press("i")  # the viewer's own keys work beside the review's
-    page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerInverted === '1'")
+    page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerInverted === '1'")
 
     page.keyboard.press("a")  # agree: the first is saved and the next image is shown
     _shown(page, second)
     page.keyboard.press("d")  # disagree with "normal": the correct class is pneumonia
-    page.wait_for_function("() => document.getElementById('disagree-fields').classList.contains('is-active')")
+    page.wait_for_function("() => document.getElementById('disagree-fields')?.classList.contains('is-active')")
     page.keyboard.press("2")
     page.wait_for_selector("#review-worklist")  # nothing else to review: back to the worklist
     assert "Nothing else to review" in page.content()

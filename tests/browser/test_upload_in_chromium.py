@@ -40,7 +40,8 @@ def test_radiologist_uploads_a_dicom_a_png_and_a_broken_file(
 
     # The image page shows the preview and de-identified metadata.
     page.locator("[data-file-name='chest.dcm'] a").first.click()
-    page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerSource === 'pixels'")
+    page.wait_for_url("**/images/*/")
+    page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerSource === 'pixels'")
     assert page.locator("#image-viewer canvas").evaluate("c => c.width > 0")
     assert "CT" in page.locator("#image-metadata").inner_text()
     page.screenshot(path=str(ARTIFACTS / "image.png"), full_page=True)

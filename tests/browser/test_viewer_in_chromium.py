@@ -89,13 +89,13 @@ CANVAS = """() => {
 def _open(page, live_server, image_id):
     page.goto(f"{live_server.url}/images/{image_id}/")
     page.wait_for_function(
-        "() => document.getElementById('image-viewer').dataset.viewerSource === 'pixels'"
-        " && Number(document.getElementById('image-viewer').dataset.viewerDrawn) > 0"
+        "() => document.getElementById('image-viewer')?.dataset.viewerSource === 'pixels'"
+        " && Number(document.getElementById('image-viewer')?.dataset.viewerDrawn) > 0"
     )
 
 
 def _wait_drawn_after(page, drawn):
-    page.wait_for_function(f"() => Number(document.getElementById('image-viewer').dataset.viewerDrawn) > {drawn}")
+    page.wait_for_function(f"() => Number(document.getElementById('image-viewer')?.dataset.viewerDrawn) > {drawn}")
 
 
 def test_window_level_drag_and_invert_change_the_canvas(live_server, released, page):
@@ -146,7 +146,7 @@ def test_frames_change_without_a_reload(live_server, released, page):
     assert page.locator("#image-viewer .cv-frame-text").inner_text() == "Frame 1 of 10"
 
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerFrame === '1'")
+    page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerFrame === '1'")
     _wait_drawn_after(page, first["drawn"])
     second = page.evaluate(CANVAS)
     assert second["sum"] != first["sum"]
@@ -154,7 +154,7 @@ def test_frames_change_without_a_reload(live_server, released, page):
     assert page.url.endswith("?frame=1")
 
     page.fill("#image-viewer .cv-frame-slider", "7")
-    page.wait_for_function("() => document.getElementById('image-viewer').dataset.viewerFrame === '7'")
+    page.wait_for_function("() => document.getElementById('image-viewer')?.dataset.viewerFrame === '7'")
     page.wait_for_function("() => window.clinicImageViewer.state().source === 'pixels'")
     assert page.evaluate("window.__notReloaded === true")
     assert page.url.endswith("?frame=7")
@@ -166,19 +166,19 @@ def test_the_labelling_queue_draws_full_depth_pixels_and_labels_with_one_key(liv
     page.click("#nav-label")
     page.click("#start-labelling")
     page.wait_for_selector("html[data-labelling-ready]")
-    page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerSource === 'pixels'")
+    page.wait_for_function("() => document.getElementById('label-viewer')?.dataset.viewerSource === 'pixels'")
     first = page.locator("#label-stage").get_attribute("data-image-id")
     assert first in released.values()
     # The viewer's keys work here too, and are not labelling keys: nothing is labelled by them.
     page.keyboard.press("i")
-    page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerInverted === '1'")
+    page.wait_for_function("() => document.getElementById('label-viewer')?.dataset.viewerInverted === '1'")
     assert page.locator("#label-count").inner_text() == "0"
 
     page.keyboard.press("1")  # one key: labelled, and the next image is drawn
-    page.wait_for_function(f"() => document.getElementById('label-stage').dataset.imageId !== '{first}'")
+    page.wait_for_function(f"() => document.getElementById('label-stage')?.dataset.imageId !== '{first}'")
     assert page.locator("#label-stage").get_attribute("data-image-id") in released.values()
-    page.wait_for_function("() => document.getElementById('label-viewer').dataset.viewerInverted === '0'")
-    page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
+    page.wait_for_function("() => document.getElementById('label-viewer')?.dataset.viewerInverted === '0'")
+    page.wait_for_function("() => document.getElementById('label-save-state')?.textContent === 'all saved'")
     assert page.locator("#label-count").inner_text() == "1"
     assert page.evaluate("window.clinicLabelling.timings.length") == 1
 
@@ -227,7 +227,7 @@ def test_the_masked_result_is_checked_on_every_frame_without_a_reload(live_serve
     log_in(page, live_server)
     page.goto(f"{live_server.url}/images/{held_multiframe}/mask/")
     page.wait_for_selector("html[data-mask-ready]")
-    page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerShownFrame === '0'")
+    page.wait_for_function("() => document.getElementById('mask-image')?.dataset.viewerShownFrame === '0'")
     page.evaluate("window.__notReloaded = true")
     assert page.locator("#mask-viewer-tools .cv-frame-text").inner_text() == "Frame 1 of 4"
     posts = []
@@ -246,11 +246,11 @@ def test_the_masked_result_is_checked_on_every_frame_without_a_reload(live_serve
     assert len(page.evaluate("window.clinicMask.boxes()")) == 1
     page.click("#mask-preview-btn")
     page.wait_for_selector("#mask-view-badge:not([hidden])")
-    page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerDrawn > 1")
+    page.wait_for_function("() => document.getElementById('mask-image')?.dataset.viewerDrawn > 1")
 
     for frame in (0, 1, 2, 3):
         page.fill("#mask-viewer-tools .cv-frame-slider", str(frame))
-        page.wait_for_function(f"() => document.getElementById('mask-image').dataset.viewerShownFrame === '{frame}'")
+        page.wait_for_function(f"() => document.getElementById('mask-image')?.dataset.viewerShownFrame === '{frame}'")
         # The box drawn once is black on this frame of the masked result.
         assert page.evaluate(REGION_MAX, inside) == 0, frame
     assert page.evaluate("window.__notReloaded === true")
@@ -259,7 +259,7 @@ def test_the_masked_result_is_checked_on_every_frame_without_a_reload(live_serve
 
     page.click("#mask-preview-btn")  # back to the original: the text is there on the frame shown
     page.wait_for_selector("#mask-view-badge", state="hidden")
-    page.wait_for_function("() => document.getElementById('mask-image').dataset.viewerShownFrame === '3'")
+    page.wait_for_function("() => document.getElementById('mask-image')?.dataset.viewerShownFrame === '3'")
     page.wait_for_function(f"() => ({REGION_MAX})({inside}) > 200")
 
 

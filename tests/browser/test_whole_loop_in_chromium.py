@@ -95,7 +95,7 @@ def test_upload_with_labels_label_review_and_the_dashboard_counts_it(
     labelled = page.locator("#label-stage").get_attribute("data-image-id")
     page.keyboard.press("2")
     page.wait_for_function(f"() => document.getElementById('label-stage')?.dataset.imageId !== '{labelled}'")
-    page.wait_for_function("() => document.getElementById('label-save-state').textContent === 'all saved'")
+    page.wait_for_function("() => document.getElementById('label-save-state')?.textContent === 'all saved'")
     assert (labelled, "demo-clinician", "reader", ["pneumonia"], True) in _labels()
 
     # 3. The radiologist disagrees with the AI on the first image of the worklist and corrects it.
@@ -107,7 +107,7 @@ def test_upload_with_labels_label_review_and_the_dashboard_counts_it(
     ai_call = page.locator("#review-ai-call").inner_text()
     corrected = "normal" if "pneumonia" in ai_call else "pneumonia"
     page.keyboard.press("d")
-    page.wait_for_function("() => document.getElementById('disagree-fields').classList.contains('is-active')")
+    page.wait_for_function("() => document.getElementById('disagree-fields')?.classList.contains('is-active')")
     page.keyboard.press("1" if corrected == "normal" else "2")
     page.wait_for_function(f"() => document.getElementById('review-page')?.dataset.imageId !== '{reviewed}'")
     assert (reviewed, "demo-radiologist", "review", [corrected], True) in _labels()
