@@ -53,4 +53,6 @@ def log_in(page, live_server, username="demo-radiologist", password="clinic-ai-d
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("button[type=submit]")
+    with page.expect_navigation():  # the session cookie is set before the caller's next goto
+        page.click("button[type=submit]")
+    assert "/accounts/login/" not in page.url, f"{username} could not log in"

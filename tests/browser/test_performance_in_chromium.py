@@ -56,9 +56,11 @@ def test_the_demo_admin_reads_roc_and_confusion_matrix_of_the_demo_project(live_
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "performance-dashboard.png"), full_page=True)
 
-    page.click("#predictions-link")
+    with page.expect_navigation():
+        page.click("#predictions-link")
     page.select_option("#f-decision", "disagree")
-    page.click("#prediction-filters button[type=submit]")
+    with page.expect_navigation():
+        page.click("#prediction-filters button[type=submit]")
     page.wait_for_selector("#prediction-table tbody tr[data-image]")
     assert page.locator("#prediction-table tbody tr[data-image]").count() == 1
     page.screenshot(path=str(ARTIFACTS / "performance-predictions.png"), full_page=True)

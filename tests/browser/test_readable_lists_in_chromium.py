@@ -84,8 +84,8 @@ def test_an_admin_reads_the_worklist_the_queue_and_the_audit_trail(live_server, 
     assert "ABDOMEN" in text and "PA CHEST" in text and "1 of 1 reviewed" in text and "pneumonia" in text
     page.screenshot(path=str(ARTIFACTS / "worklist.png"), full_page=True)
     page.fill("#id_patient", first.locator(".patient-pseudonym").inner_text()[:12])
-    page.click("input[type=submit][value=Filter]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("input[type=submit][value=Filter]")
     assert page.locator("#worklist tbody tr").count() == 2  # both studies of patient P-1
 
     page.goto(f"{live_server.url}{reverse('deidentification:held_list')}")
@@ -105,11 +105,11 @@ def test_an_admin_reads_the_worklist_the_queue_and_the_audit_trail(live_server, 
     assert "{" not in all_text
     page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
     page.select_option("#id_action", "image.release")
-    page.click("input[type=submit][value=Filter]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("input[type=submit][value=Filter]")
     assert page.locator(".audit-sentence").count() == 4
-    page.locator(".audit-sentence a", has_text="image").first.click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator(".audit-sentence a", has_text="image").first.click()
     assert "/images/" in page.url
 
     page.goto(f"{live_server.url}{reverse('deidentification:patient_links', args=[project.pk])}")

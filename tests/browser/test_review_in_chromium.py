@@ -78,7 +78,8 @@ def test_the_demo_radiologist_reviews_with_the_keyboard_and_corrects_a_result(li
     first, second = two_results
     log_in(page, live_server, username="demo-radiologist")
     page.click("text=Pneumonia (chest X-ray)")
-    page.click("#review-link")
+    with page.expect_navigation():
+        page.click("#review-link")
     rows = page.locator("#review-worklist tbody tr")
     assert rows.count() == 2
     assert rows.nth(0).get_attribute("data-image-id") == first  # the higher probability first
@@ -109,7 +110,8 @@ def test_the_demo_radiologist_reviews_with_the_keyboard_and_corrects_a_result(li
 
     # Second thoughts on the first image: reopen it from the reviewed ones and correct it.
     page.select_option("#id_state", "reviewed")
-    page.click("#review-filters button[type=submit]")
+    with page.expect_navigation():
+        page.click("#review-filters button[type=submit]")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "review-worklist.png"), full_page=True)
     page.click(f"#review-worklist tr[data-image-id='{first}'] a")

@@ -123,9 +123,11 @@ def test_upload_with_labels_label_review_and_the_dashboard_counts_it(
     assert page.locator("#agreement-plot circle").count() == 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "whole-loop-dashboard.png"), full_page=True)
-    page.click("#predictions-link")
+    with page.expect_navigation():
+        page.click("#predictions-link")
     page.select_option("#f-decision", "disagree")
-    page.click("#prediction-filters button[type=submit]")
+    with page.expect_navigation():
+        page.click("#prediction-filters button[type=submit]")
     page.wait_for_selector("#prediction-table tbody tr[data-image]")
     rows = page.locator("#prediction-table tbody tr[data-image]")
     assert rows.count() == 1
