@@ -9,6 +9,10 @@ The reference standard ("truth") of an image is taken from its current labels, i
    readers the project asks for (`clinic_ai.labelling.selectors.project_consensus`);
 4. else a label given at upload (source "upload"; the latest).
 
+A radiologist who reviews a result has seen the AI's call, and an "agree" makes that call the
+reference standard: figures that take reviews as truth lean towards the AI. The dashboard can
+therefore leave reviews out of the reference standard (`REFERENCE_WITHOUT_REVIEWS`): steps 2-4 only.
+
 An "ungradable" truth is left out of every figure and counted apart. Everything is read in a fixed
 number of queries, whatever the project's size: labels and results are read as plain values and
 joined here.
@@ -39,6 +43,13 @@ TRUTH_ADJUDICATION = "adjudication"
 TRUTH_CONSENSUS = "consensus"
 TRUTH_UPLOAD = "upload"
 TRUTH_SOURCES = (TRUTH_REVIEW, TRUTH_ADJUDICATION, TRUTH_CONSENSUS, TRUTH_UPLOAD)
+
+REFERENCE_WITH_REVIEWS = "with-reviews"
+REFERENCE_WITHOUT_REVIEWS = "without-reviews"
+REFERENCES = {
+    REFERENCE_WITH_REVIEWS: "Radiologists' reviews first, then adjudication, readers' consensus, upload label",
+    REFERENCE_WITHOUT_REVIEWS: "Without the reviews of AI results: adjudication, readers' consensus, upload label",
+}
 
 AGREE, DISAGREE, UNGRADABLE_DECISION, UNREVIEWED = "agree", "disagree", "ungradable", "unreviewed"
 DECISIONS = (AGREE, DISAGREE, UNGRADABLE_DECISION, UNREVIEWED)
@@ -72,8 +83,10 @@ class ProjectLabels:
     reviews: dict = field(default_factory=dict)  # image id -> Review (the latest current one)
 
 
-def project_labels(project: Project) -> ProjectLabels:
-    """The truth and the latest review decision of every labelled image of the project (3 queries)."""
+def project_labels(project: Project, *, reference: str = REFERENCE_WITH_REVIEWS) -> ProjectLabels:
+    """The truth and the latest review decision of every labelled image of the project (3 queries).
+    With `REFERENCE_WITHOUT_REVIEWS` a review is still the image's review, but never its truth."""
+    reviews_are_truth = reference != REFERENCE_WITHOUT_REVIEWS
     consensus = project_consensus(project)
     reviews: dict = {}
     uploads: dict = {}
@@ -91,7 +104,7 @@ def project_labels(project: Project) -> ProjectLabels:
     out = ProjectLabels(reviews=reviews)
     for image_id in set(reviews) | set(uploads) | set(consensus.images):
         found = consensus.images.get(image_id)
-        if image_id in reviews:
+        if reviews_are_truth and image_id in reviews:
             out.truth[image_id] = Truth(reviews[image_id].values, TRUTH_REVIEW)
         elif found is not None and found.adjudication is not None:
             out.truth[image_id] = Truth(tuple(found.adjudication), TRUTH_ADJUDICATION)
@@ -244,9 +257,16 @@ def _probability(probabilities: dict, name: str) -> float | None:
     return float(value) if 0.0 <= value <= 1.0 else None
 
 
-def performance_dashboard(project: Project, ensemble: Ensemble, *, member: str = "", positive: str) -> dict:
+def performance_dashboard(
+    project: Project,
+    ensemble: Ensemble,
+    *,
+    member: str = "",
+    positive: str,
+    reference: str = REFERENCE_WITH_REVIEWS,
+) -> dict:
     """The figures of the ensemble (or one member, by name) for one positive class."""
-    labels = project_labels(project)
+    labels = project_labels(project, reference=reference)
     cases = ensemble_cases(project, ensemble, labels)
     scored = []  # (case, probabilities, call)
     for case in cases:

@@ -10,8 +10,16 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from clinic_ai.labelling.models import UNGRADABLE
+from clinic_ai.labelling.selectors import labelling_settings_for
 from clinic_ai.performance import plots, selectors, services
-from clinic_ai.performance.selectors import DECISIONS, TRUTH_SOURCES, get_performance_project_for_user
+from clinic_ai.performance.selectors import (
+    DECISIONS,
+    REFERENCE_WITH_REVIEWS,
+    REFERENCE_WITHOUT_REVIEWS,
+    REFERENCES,
+    TRUTH_SOURCES,
+    get_performance_project_for_user,
+)
 
 PAGE_SIZE = 50
 
@@ -35,6 +43,12 @@ def _choices(request, project):
     if positive not in classes:
         positive = classes[0] if classes else ""
     return ensembles, ensemble, members, member, classes, positive
+
+
+def _reference(request) -> str:
+    """Whether the radiologists' reviews of the AI's results count as the reference standard."""
+    reference = _text(request, "reference")
+    return reference if reference in REFERENCES else REFERENCE_WITH_REVIEWS
 
 
 def _cell(value):
@@ -97,6 +111,7 @@ def dashboard(request, project_id):
     agreement with radiologists over time, for one ensemble version or one of its members."""
     project = get_performance_project_for_user(request.user, project_id)
     ensembles, ensemble, members, member, classes, positive = _choices(request, project)
+    reference = _reference(request)
     context = {
         "project": project,
         "ensembles": ensembles,
@@ -108,10 +123,24 @@ def dashboard(request, project_id):
         "positive": positive,
         "negative": _negative_name(project, positive),
         "truth_sources": TRUTH_SOURCES,
-        "query": urlencode({"ensemble": ensemble.pk if ensemble else "", "member": member, "cls": positive}),
+        "reference": reference,
+        "references": REFERENCES.items(),
+        "reviews_are_truth": reference != REFERENCE_WITHOUT_REVIEWS,
+        "readers_see_ai_result": labelling_settings_for(project).readers_see_ai_result,
+        "query": urlencode(
+            {"ensemble": ensemble.pk if ensemble else "", "member": member, "cls": positive, "reference": reference}
+        ),
+        "query_without_reviews": urlencode(
+            {
+                "ensemble": ensemble.pk if ensemble else "",
+                "member": member,
+                "cls": positive,
+                "reference": REFERENCE_WITHOUT_REVIEWS,
+            }
+        ),
     }
     if ensemble is not None and positive:
-        data = selectors.performance_dashboard(project, ensemble, member=member, positive=positive)
+        data = selectors.performance_dashboard(project, ensemble, member=member, positive=positive, reference=reference)
         figures = data["figures"]
         rates = figures["rates"]
         operating = None
@@ -146,15 +175,17 @@ def dashboard_csv(request, project_id):
     """The dashboard's figures as one long table: figure, label, x, y, count."""
     project = get_performance_project_for_user(request.user, project_id)
     _, ensemble, _, member, _, positive = _choices(request, project)
+    reference = _reference(request)
     rows: list[list] = [["figure", "label", "x", "y", "count"]]
     if ensemble is not None and positive:
-        data = selectors.performance_dashboard(project, ensemble, member=member, positive=positive)
+        data = selectors.performance_dashboard(project, ensemble, member=member, positive=positive, reference=reference)
         f = data["figures"]
         ci = f["auroc_ci"] or {}
         summary = {
             "ensemble": ensemble.label,
             "member": member or "(ensemble)",
             "positive_class": positive,
+            "reference_standard": reference,
             "threshold": f["threshold"],
             "results": data["results"],
             "cases_used": data["used"],
@@ -205,12 +236,14 @@ def _filtered_cases(request, project):
     decision = decision if decision in DECISIONS else ""
     disagreement = _text(request, "disagreement")
     disagreement = disagreement if disagreement in ("yes", "no") else ""
+    reference = _reference(request)
     cases = []
     if ensemble is not None:
+        labels = selectors.project_labels(project, reference=reference)
         cases = selectors.filter_cases(
-            selectors.ensemble_cases(project, ensemble), decision=decision, disagreement=disagreement
+            selectors.ensemble_cases(project, ensemble, labels), decision=decision, disagreement=disagreement
         )
-    return ensembles, ensemble, members, decision, disagreement, cases
+    return ensembles, ensemble, members, decision, disagreement, reference, cases
 
 
 @login_required
@@ -219,9 +252,14 @@ def prediction_list(request, project_id):
     """Every finished result of an ensemble version with the radiologist's decision and the truth,
     filtered, 50 to a page."""
     project = get_performance_project_for_user(request.user, project_id)
-    ensembles, ensemble, _, decision, disagreement, cases = _filtered_cases(request, project)
+    ensembles, ensemble, _, decision, disagreement, reference, cases = _filtered_cases(request, project)
     page = Paginator(cases, PAGE_SIZE).get_page(_text(request, "page", 20))
-    filters = {"ensemble": ensemble.pk if ensemble else "", "decision": decision, "disagreement": disagreement}
+    filters = {
+        "ensemble": ensemble.pk if ensemble else "",
+        "decision": decision,
+        "disagreement": disagreement,
+        "reference": reference,
+    }
     positive = (selectors.positive_classes(project) or [""])[0]
     return render(
         request,
@@ -233,6 +271,8 @@ def prediction_list(request, project_id):
             "decision": decision,
             "disagreement": disagreement,
             "decisions": DECISIONS,
+            "reference": reference,
+            "references": REFERENCES.items(),
             "page": page,
             "rows": [(case, case.probabilities.get(positive)) for case in page.object_list],
             "positive": positive,
@@ -247,7 +287,7 @@ def prediction_csv(request, project_id):
     """The filtered predictions, every page, with pseudonymised identifiers only: our random image and
     study ids (images carry no patient pseudonym: it lives in the admin-only link table)."""
     project = get_performance_project_for_user(request.user, project_id)
-    _, ensemble, members, decision, disagreement, cases = _filtered_cases(request, project)
+    _, ensemble, members, decision, disagreement, _, cases = _filtered_cases(request, project)
     classes = list(project.class_names)
     members = [name for name, _ in members]
     header = ["image_id", "study_id", "ensemble", "finished_at", "ai_labels"]

@@ -114,3 +114,39 @@ def test_a_missing_or_non_finite_probability_is_left_out_of_the_figures_and_coun
     data = selectors.performance_dashboard(project, ensemble, positive="pneumonia")
     assert data["used"] == 2 and data["unscored"] == 5
     assert data["figures"]["auroc"] == 1.0 and data["figures"]["ece"] is not None
+
+
+def test_without_reviews_an_agree_no_longer_makes_the_ai_call_the_truth(project, radiologist):
+    """A radiologist who agrees has seen the AI's call: left out of the reference standard, the
+    figures fall back to the labels given apart from the review (here the upload labels)."""
+    from clinic_ai.review.services import review_decide
+
+    ensemble = EnsembleFactory(project=project, is_active=True)
+    # Four images called pneumonia (p = 0.9, 0.8) or normal (0.3, 0.1); the uploader said the
+    # opposite of the AI for the first one, and the radiologist agreed with the AI on it.
+    images = [ImageFactory(project=project) for _ in range(4)]
+    results = [add_result(ensemble, image, p) for image, p in zip(images, (0.9, 0.8, 0.3, 0.1), strict=True)]
+    for image, upload in zip(images, ("normal", "pneumonia", "normal", "pneumonia"), strict=True):
+        _label(image, [upload], "upload")
+    review_decide(actor=radiologist, project=project, image=images[0], result=results[0], decision="agree")
+
+    with_reviews = selectors.performance_dashboard(project, ensemble, positive="pneumonia")
+    without = selectors.performance_dashboard(
+        project, ensemble, positive="pneumonia", reference=selectors.REFERENCE_WITHOUT_REVIEWS
+    )
+    # With the review as truth: truth = (pneumonia, pneumonia, normal, pneumonia) for p = (.9, .8, .3, .1):
+    # positives {.9, .8, .1} against the negative {.3}: 2 of 3 pairs ranked right.
+    assert with_reviews["truth_sources"]["review"] == 1 and with_reviews["truth_sources"]["upload"] == 3
+    assert with_reviews["figures"]["auroc"] == pytest.approx(2 / 3)
+    assert with_reviews["figures"]["confusion"] == {"tp": 2, "fp": 0, "fn": 1, "tn": 1}
+    # Without it: truth = (normal, pneumonia, normal, pneumonia): positives {.8, .1}, negatives {.9, .3}:
+    # (.8 > .3) only, 1 of 4 pairs.
+    assert without["truth_sources"]["review"] == 0 and without["truth_sources"]["upload"] == 4
+    assert without["figures"]["auroc"] == pytest.approx(1 / 4)
+    assert without["figures"]["confusion"] == {"tp": 1, "fp": 1, "fn": 1, "tn": 1}
+    # The decision is still the radiologist's: the agreement plot counts it either way.
+    assert with_reviews["reviews"]["agree"] == without["reviews"]["agree"] == 1
+
+    truth = selectors.project_labels(project, reference=selectors.REFERENCE_WITHOUT_REVIEWS)
+    assert truth.truth[images[0].pk] == selectors.Truth(("normal",), "upload")
+    assert truth.reviews[images[0].pk].values == ("pneumonia",)

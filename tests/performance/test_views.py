@@ -114,6 +114,10 @@ def _image_ids(response) -> list[str]:
         ({"disagreement": "yes"}, [2, 5, 7]),
         ({"disagreement": "no"}, [0, 1, 3, 4, 6]),
         ({"disagreement": "yes", "decision": "disagree"}, [2]),
+        # Without the reviews as truth, cases 2 and 4 (reviewed, no other label) have no truth.
+        ({"disagreement": "yes", "reference": "without-reviews"}, [5, 7]),
+        ({"disagreement": "no", "reference": "without-reviews"}, [0, 1, 3, 6]),
+        ({"decision": "agree", "reference": "without-reviews"}, [4]),
     ],
 )
 def test_prediction_list_filters(client, world, project_admin, query, cases):
@@ -229,6 +233,8 @@ HOSTILE = [
     "cls=%FF%FE",
     "cls=ungradable",
     "decision=%00",
+    "reference=%00",
+    "reference=" + "x" * 5000,
     "disagreement=%ED%A0%80",
     "page=1e400",
     "page=-1",
@@ -294,3 +300,38 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(client, project, project_a
         assert not [cell for cell in cells if cell.startswith("=")], name
     figures = _get(client, "performance:dashboard_csv", project, member="=HYPERLINK(1)").content.decode()
     assert "summary,member,,'=HYPERLINK(1)," in figures
+
+
+def test_the_dashboard_says_when_reviews_are_truth_and_can_leave_them_out(client, world, project_admin):
+    client.force_login(project_admin)
+    default = _get(client, "performance:dashboard", world["project"])
+    body = default.content.decode()
+    assert default.context["data"]["truth_sources"]["review"] == 2
+    assert 'id="reference-caveat"' in body and "2 of 9 cases" in body
+    assert "reference=without-reviews" in body  # the link to the figures without them
+
+    without = _get(client, "performance:dashboard", world["project"], reference="without-reviews")
+    data = without.context["data"]
+    assert data["truth_sources"]["review"] == 0 and data["with_truth"] == 7 and data["without_truth"] == 3
+    assert data["used"] == 6  # case 8 is ungradable
+    assert 'id="reference-caveat"' not in without.content.decode()  # readers of this project label blind
+    assert data["reviews"]["agree"] == 1 and data["reviews"]["disagree"] == 1  # still the radiologist's decisions
+
+    rows = _csv(_get(client, "performance:dashboard_csv", world["project"], reference="without-reviews"))
+    summary = {r["label"]: r["y"] for r in rows if r["figure"] == "summary"}
+    assert summary["reference_standard"] == "without-reviews" and summary["cases_used"] == "6"
+    rows = _csv(_get(client, "performance:prediction_csv", world["project"], reference="without-reviews"))
+    by_image = {r["image_id"]: r for r in rows}
+    assert (
+        by_image[str(world["images"][4].pk)]["truth"] == ""
+        and by_image[str(world["images"][4].pk)]["decision"] == "agree"
+    )
+
+
+def test_without_reviews_a_project_whose_readers_see_the_ai_says_so(client, world, project_admin):
+    from clinic_ai.labelling.models import LabellingSettings
+
+    LabellingSettings.objects.create(project=world["project"], readers_see_ai_result=True)
+    client.force_login(project_admin)
+    body = _get(client, "performance:dashboard", world["project"], reference="without-reviews").content.decode()
+    assert 'id="reference-caveat"' in body and "see the AI result while they label" in body
