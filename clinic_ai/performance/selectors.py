@@ -47,8 +47,8 @@ TRUTH_SOURCES = (TRUTH_REVIEW, TRUTH_ADJUDICATION, TRUTH_CONSENSUS, TRUTH_UPLOAD
 REFERENCE_WITH_REVIEWS = "with-reviews"
 REFERENCE_WITHOUT_REVIEWS = "without-reviews"
 REFERENCES = {
-    REFERENCE_WITH_REVIEWS: "Radiologists' reviews first, then adjudication, readers' consensus, upload label",
-    REFERENCE_WITHOUT_REVIEWS: "Without the reviews of AI results: adjudication, readers' consensus, upload label",
+    REFERENCE_WITH_REVIEWS: "Reviews first: review, adjudication, consensus, upload",
+    REFERENCE_WITHOUT_REVIEWS: "Without reviews of AI results: adjudication, consensus, upload",
 }
 
 AGREE, DISAGREE, UNGRADABLE_DECISION, UNREVIEWED = "agree", "disagree", "ungradable", "unreviewed"
