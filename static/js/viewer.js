@@ -27,7 +27,7 @@
  * default: under the image), start (true: load the first frame at once).
  *
  * Returned: { canvas, show(picture), setFrame(n) -> Promise of true once drawn, frame(), setOverlay({url, visible, opacity}),
- * setWindow(center, width), invert(on), reset(), reload(), state() }.
+ * setWindow(center, width[, voi: VOI LUT item or null]), invert(on), reset(), reload(), state() }.
  */
 (() => {
   "use strict";
