@@ -59,9 +59,11 @@ __all__ = [
     "RejectedFile",
     "RejectedMember",
     "FramePixels",
+    "VoiLut",
     "detect_kind",
     "display_pixels",
     "frame_pixels",
+    "frame_voi_lut",
     "inspect_dicom",
     "inspect_raster",
     "iter_frames",
@@ -614,18 +616,78 @@ def _monochrome_to_unit(arr: np.ndarray, ds: Dataset) -> np.ndarray:
 
 
 def _voi_lut_to_unit(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
-    items = ds.get("VOILUTSequence")
-    if not items or "LUTDescriptor" not in items[0] or "LUTData" not in items[0]:
+    lut = _voi_lut(ds, 0)
+    if lut is None:
         return None
-    nr_entries, first_map = int(items[0].LUTDescriptor[0]) or 2**16, int(items[0].LUTDescriptor[1])
     # The LUT's own output range (not its nominal bit depth, often larger than what is used) maps
-    # to black..white. Run every LUT input through it to learn that range.
-    lut_out = apply_voi(np.arange(first_map, first_map + nr_entries, dtype=np.int64), ds).astype(np.float64)
-    lo, hi = float(lut_out.min()), float(lut_out.max())
-    if hi <= lo:
+    # to black..white, as the viewer's "Header LUT" preset does.
+    return np.clip((lut.apply(values) - lut.lo) / (lut.hi - lut.lo), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class VoiLut:
+    """One usable item of the VOI LUT Sequence: ``table[i]`` is the output for the input ``first + i``.
+
+    Inputs are modality values rounded half to even (numpy's rint); inputs below ``first`` take the
+    first entry, inputs past the end the last one (PS3.3 C.11.2.1.1). ``lo``/``hi`` is the range of
+    the entries, which the preview and the viewer show as black..white.
+    """
+
+    first: int
+    table: np.ndarray  # uint16, one entry per input value
+    lo: int
+    hi: int
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        index = np.clip(np.rint(values) - self.first, 0, self.table.size - 1).astype(np.int64)
+        return self.table[index].astype(np.float64)
+
+
+_VOI_LUT_ITEMS = 8  # alternative views offered to the viewer, as for header windows
+
+
+def _voi_lut(ds: Dataset, index: int) -> VoiLut | None:
+    """Item ``index`` of the VOI LUT Sequence, or None when it is absent, damaged or flat.
+
+    The entries are read by pushing every LUT input through pydicom's ``apply_voi``, so its checks
+    (bit depth, LUTData at least as long as declared, byte order of OW data) are the ones applied.
+    """
+    items = ds.get("VOILUTSequence")
+    if not items or not 0 <= index < min(len(items), _VOI_LUT_ITEMS):
         return None
-    mapped = apply_voi(np.rint(values).astype(np.int64), ds).astype(np.float64)
-    return np.clip((mapped - lo) / (hi - lo), 0.0, 1.0)
+    item = items[index]
+    if "LUTDescriptor" not in item or "LUTData" not in item:
+        return None
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        if len(descriptor) != 3:
+            return None
+        nr_entries, first_map = descriptor[0] or 2**16, descriptor[1]  # 0 entries means 65536
+        if not 0 < nr_entries <= 2**16:
+            return None
+        table = np.asarray(apply_voi(np.arange(first_map, first_map + nr_entries, dtype=np.int64), ds, index))
+    except Exception:
+        return None
+    if table.shape != (nr_entries,) or not np.issubdtype(table.dtype, np.integer):
+        return None
+    lo, hi = int(table.min()), int(table.max())
+    if hi <= lo or lo < 0 or hi > 0xFFFF:
+        return None
+    return VoiLut(first_map, table.astype(np.uint16), lo, hi)
+
+
+def _voi_lut_indexes(ds: Dataset) -> tuple[int, ...]:
+    items = ds.get("VOILUTSequence") or ()
+    return tuple(i for i in range(min(len(items), _VOI_LUT_ITEMS)) if _voi_lut(ds, i) is not None)
+
+
+_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def _voi_function(ds: Dataset) -> str:
+    """VOILUTFunction (0028,1056) for the header's windows; anything unknown is LINEAR."""
+    value = str(ds.get("VOILUTFunction") or "").strip().upper()
+    return value if value in _VOI_FUNCTIONS else "LINEAR"
 
 
 def _window_to_unit(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
@@ -806,6 +868,8 @@ class FramePixels:
     intercept: float
     rescaled: bool  # values are modality values already (slope 1, intercept 0)
     windows: tuple[tuple[float, float], ...]  # the header's (center, width) pairs, in modality values
+    voi_luts: tuple[int, ...] = ()  # usable items of the VOI LUT Sequence (see frame_voi_lut)
+    voi_function: str = "LINEAR"  # VOILUTFunction of the windows: LINEAR, LINEAR_EXACT or SIGMOID
 
 
 _VIEWER_DTYPES = (np.uint8, np.uint16, np.int16)
@@ -848,11 +912,49 @@ def frame_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int | 
                 slope = 1.0  # as pydicom's apply_modality_lut would refuse it: shown as stored
         if photometric not in ("MONOCHROME1", "MONOCHROME2"):
             photometric = "MONOCHROME2"
-        return FramePixels(values, frames, photometric, modality, slope, intercept, rescaled, windows)
+        return FramePixels(
+            values,
+            frames,
+            photometric,
+            modality,
+            slope,
+            intercept,
+            rescaled,
+            windows,
+            _voi_lut_indexes(ds),
+            _voi_function(ds),
+        )
     except RejectedFile:
         raise
     except Exception as exc:
         raise RejectedFile("The image could not be converted for display; the file may be damaged.") from exc
+
+
+def frame_voi_lut(path: StrPath, kind: str, *, frame: int = 0, index: int = 0, max_pixels: int | None = None) -> VoiLut:
+    """Item ``index`` of a greyscale DICOM frame's VOI LUT Sequence, as the preview applies item 0.
+
+    The viewer maps the values of :func:`frame_pixels` through it itself (one table, not a second
+    copy of the frame). Read from the header only; the pixels are not decoded.
+    """
+    if kind != "dicom":
+        raise RejectedFile("This image has no VOI LUT.")
+    ds, _tsyntax = _read_dicom(path)
+    try:
+        limit = _NO_LIMIT if max_pixels is None else max_pixels
+        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
+        if not 0 <= frame < frames:
+            raise RejectedFile("The requested frame does not exist in this image.")
+        _merge_functional_groups(ds, frame=frame)
+        photometric = str(ds.get("PhotometricInterpretation") or "").strip().upper()
+        grey = int(ds.get("SamplesPerPixel") or 1) == 1 and photometric != "PALETTE COLOR"
+        lut = _voi_lut(ds, index) if grey else None
+    except RejectedFile:
+        raise
+    except Exception as exc:
+        raise RejectedFile("The image's VOI LUT could not be read.") from exc
+    if lut is None:
+        raise RejectedFile("This image has no usable VOI LUT with that number.")
+    return lut
 
 
 def _float(ds: Dataset, keyword: str, default: float) -> float:

@@ -644,6 +644,19 @@ def image_frame_pixels(*, image: Image, frame: int) -> imaging.FramePixels:
     )
 
 
+def image_frame_voi_lut(*, image: Image, frame: int, index: int) -> imaging.VoiLut:
+    """Item ``index`` of a released frame's VOI LUT Sequence, from the released file only."""
+    if image.status != ImageStatus.RELEASED or not image.released_path:
+        raise imaging.RejectedFile("The image is not released.")
+    return imaging.frame_voi_lut(
+        storage.media_path(image.released_path),
+        image.kind,
+        frame=frame,
+        index=index,
+        max_pixels=settings.IMAGE_MAX_PIXELS,
+    )
+
+
 def image_original_open(*, user: User, image: Image):
     """Open a quarantined original for its uploader or an admin; every read is audited."""
     audit_record(action="quarantine.view", actor=user, project=image.project, obj=image)

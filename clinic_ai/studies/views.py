@@ -122,6 +122,8 @@ def image_preview(request, image_id):
 # The viewer's pixels: one frame per request, so a 300-frame series is never sent (or decoded) whole.
 VIEWER_MAX_FRAME_VALUES = 64 * 1024 * 1024  # rows x columns x samples of one frame (128 MB at 16 bits)
 _MODALITY_SAFE = re.compile(r"[^A-Z0-9]")
+_VOI_FUNCTION_SAFE = re.compile(r"[^A-Z_]")
+_VOI_INDEX = re.compile(r"[0-7]")  # imaging offers at most 8 VOI LUT items
 
 
 @login_required
@@ -144,6 +146,16 @@ def image_pixels(request, image_id, frame):
     * ``X-Pixel-Range``: ``min,max`` of the frame in modality values.
     * ``X-Pixel-Windows``: the header's ``center/width`` pairs in modality values, ``;``-separated.
     * ``X-Pixel-Modality``: the DICOM modality (letters and digits only), empty for PNG/JPEG.
+    * ``X-Pixel-VOI-Function``: the VOILUTFunction of the header's windows: ``LINEAR``,
+      ``LINEAR_EXACT`` or ``SIGMOID`` (PS3.3 C.11.2.1.2-3); the viewer draws them with it.
+    * ``X-Pixel-VOI-LUTs``: the usable items of the VOI LUT Sequence, as ``,``-separated item numbers
+      from 0 (empty when there are none); item 0 is what the preview shows, and so does the viewer first.
+
+    ``?voi=<item>`` answers with that item's LUT instead of the frame (404 when it is missing or
+    damaged): uint16 entries, ``X-Pixel-Shape`` ``entries,1,1``, ``X-Pixel-VOI-First`` the input value
+    of the first entry (inputs are modality values rounded half to even; below the first entry or
+    past the last they take the end entries) and ``X-Pixel-Range`` the entries' ``min,max``, which is
+    black..white. The viewer maps the frame through it itself, so the frame is sent once.
     """
     image = get_image_for_user(request.user, image_id)
     if image.status != ImageStatus.RELEASED:
@@ -152,6 +164,8 @@ def image_pixels(request, image_id, frame):
         raise Http404("No such frame")
     if image.rows * image.columns * 3 > VIEWER_MAX_FRAME_VALUES:
         raise Http404("Too large for the viewer")
+    if "voi" in request.GET:
+        return _voi_lut_response(image, frame, request.GET["voi"])
     try:
         pixels = services.image_frame_pixels(image=image, frame=frame)
     except imaging.RejectedFile:
@@ -178,6 +192,24 @@ def image_pixels(request, image_id, frame):
     response["X-Pixel-Range"] = f"{lo!r},{hi!r}"
     response["X-Pixel-Windows"] = ";".join(f"{c!r}/{w!r}" for c, w in pixels.windows)
     response["X-Pixel-Modality"] = _MODALITY_SAFE.sub("", pixels.modality.upper())[:16]
+    response["X-Pixel-VOI-Function"] = _VOI_FUNCTION_SAFE.sub("", pixels.voi_function.upper())[:16]
+    response["X-Pixel-VOI-LUTs"] = ",".join(str(i) for i in pixels.voi_luts)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _voi_lut_response(image, frame: int, voi: str) -> HttpResponse:
+    if not _VOI_INDEX.fullmatch(voi):
+        raise Http404("No such VOI LUT")
+    try:
+        lut = services.image_frame_voi_lut(image=image, frame=frame, index=int(voi))
+    except imaging.RejectedFile:
+        raise Http404("No such VOI LUT") from None
+    response = HttpResponse(lut.table.astype("<u2").tobytes(), content_type="application/octet-stream")
+    response["X-Pixel-Type"] = "uint16"
+    response["X-Pixel-Shape"] = f"{lut.table.size},1,1"
+    response["X-Pixel-VOI-First"] = str(lut.first)
+    response["X-Pixel-Range"] = f"{lut.lo},{lut.hi}"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -7,7 +7,10 @@
  * Pixels come at full bit depth from /images/<id>/pixels/<frame>/ (see studies.views.image_pixels:
  * the body is little-endian uint8/uint16/int16/float32 values, the headers say which, the shape,
  * the rescale slope/intercept and the header's windows), so window/level works on the real values,
- * not on a stretched 8-bit picture. Any picture the browser can decode (the 8-bit preview PNG, the
+ * not on a stretched 8-bit picture. The header's windows are drawn with its VOI LUT function
+ * (LINEAR, LINEAR_EXACT or SIGMOID, PS3.3 C.11.2.1.2-3). A VOI LUT Sequence in the file is fetched
+ * item by item (?voi=<item>: a table over modality values) and offered as the "Header LUT" presets;
+ * item 0 is the first display, as in the preview, and a drag then windows the LUT's output. Any picture the browser can decode (the 8-bit preview PNG, the
  * masking page's previews) can be shown too: window/level then works on its 0-255 values, per
  * channel for colour; the same for colour and 8-bit images from the pixel endpoint.
  *
@@ -24,7 +27,7 @@
  * default: under the image), start (true: load the first frame at once).
  *
  * Returned: { canvas, show(picture), setFrame(n) -> Promise of true once drawn, frame(), setOverlay({url, visible, opacity}),
- * setWindow(center, width), invert(on), reset(), reload(), state() }.
+ * setWindow(center, width[, voi: VOI LUT item or null]), invert(on), reset(), reload(), state() }.
  */
 (() => {
   "use strict";
@@ -47,6 +50,11 @@
   const ZOOM_MAX = 40;
 
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+  /** numpy's rint (half to even), as the server's VOI LUT mapping rounds modality values. */
+  const rint = (x) => {
+    const r = Math.round(x);
+    return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  };
 
   function node(tag, className, text) {
     const n = document.createElement(tag);
@@ -92,10 +100,18 @@
   // 8-bit values shown as they are: level(v) = v exactly.
   const AS_STORED = { name: "As stored (0-255)", center: 127.5, width: 255 };
 
+  /** The window that shows a VOI LUT's whole output range black to white, as the preview does. */
+  function lutWindow(lut, voi) {
+    return { center: (lut.lo + lut.hi) / 2, width: Math.max(1, lut.hi - lut.lo), voi };
+  }
+
   function presetsFor(pic) {
     const out = [];
     if (pic.kind === "rgb" || pic.plain8) out.push({ ...AS_STORED });
     if (pic.kind === "grey") {
+      // The LUTs' explanations are free text from the file: they are never shown, item numbers are.
+      const luts = Object.keys(pic.luts || {}).map(Number);
+      for (const i of luts) out.push({ name: luts.length > 1 ? `Header LUT ${i + 1}` : "Header LUT", ...lutWindow(pic.luts[i], i) });
       pic.windows.forEach(([c, w], i) => out.push({ name: pic.windows.length > 1 ? `Header ${i + 1}` : "Header", center: c, width: w }));
       for (const [name, c, w] of MODALITY_PRESETS[pic.modality] || []) out.push({ name, center: c, width: w });
       const auto = autoWindow(pic);
@@ -138,6 +154,11 @@
       .map((pair) => pair.split("/").map(Number))
       .filter((p) => p.length === 2 && p.every(Number.isFinite) && p[1] > 0);
     const ends = [lo * slope + intercept, hi * slope + intercept].sort((a, b) => a - b);
+    const fn = response.headers.get("X-Pixel-VOI-Function");
+    const lutItems = (response.headers.get("X-Pixel-VOI-LUTs") || "")
+      .split(",")
+      .filter((v) => /^[0-7]$/.test(v))
+      .map(Number);
     return {
       kind: "grey",
       source: "pixels",
@@ -156,7 +177,29 @@
       monochrome1: photometric === "MONOCHROME1",
       plain8: type === "uint8" && !response.headers.get("X-Pixel-Modality") && slope === 1 && intercept === 0,
       frames: Number(response.headers.get("X-Pixel-Frames")) || 1,
+      voiFunction: fn === "SIGMOID" || fn === "LINEAR_EXACT" ? fn : "LINEAR",
+      lutItems,
+      luts: {}, // item -> { first, table, lo, hi }, filled by fetchPixels
+      url: response.url,
     };
+  }
+
+  /** Item `voi` of the frame's VOI LUT Sequence, from the pixel endpoint's ?voi= answer. */
+  async function fetchLut(url, voi, signal) {
+    const address = new URL(url, window.location.href);
+    address.searchParams.set("voi", String(voi));
+    const response = await fetch(address.href, { credentials: "same-origin", signal, headers: { Accept: "application/octet-stream" } });
+    if (!response.ok) throw new Error(`The VOI LUT could not be loaded (${response.status}).`);
+    const shape = (response.headers.get("X-Pixel-Shape") || "").split(",").map(Number);
+    const first = Number(response.headers.get("X-Pixel-VOI-First"));
+    const [lo, hi] = (response.headers.get("X-Pixel-Range") || "").split(",").map(Number);
+    const entries = shape[0];
+    if (response.headers.get("X-Pixel-Type") !== "uint16" || !Number.isInteger(entries) || entries < 1 || !Number.isInteger(first) || !(hi > lo)) {
+      throw new Error("The server sent a VOI LUT this viewer cannot read.");
+    }
+    const buffer = await response.arrayBuffer();
+    if (buffer.byteLength !== entries * 2) throw new Error("The VOI LUT is incomplete.");
+    return { first, table: new Uint16Array(buffer), lo, hi };
   }
 
   function colourPicture(rgba, width, height, source) {
@@ -178,7 +221,16 @@
   async function fetchPixels(url, signal) {
     const response = await fetch(url, { credentials: "same-origin", signal, headers: { Accept: "application/octet-stream" } });
     if (!response.ok) throw new Error(`The pixels could not be loaded (${response.status}).`);
-    return pictureFromResponse(response);
+    const pic = await pictureFromResponse(response);
+    if (pic.kind === "grey" && pic.lutItems.length) {
+      // Fetched before the picture is shown, so its first drawing is the LUT's, as the preview.
+      // A LUT that does not come is not offered; the header window or the automatic one is used.
+      const luts = await Promise.all(pic.lutItems.map((i) => fetchLut(pic.url || url, i, signal).catch(() => null)));
+      pic.lutItems.forEach((item, k) => {
+        if (luts[k]) pic.luts[item] = luts[k];
+      });
+    }
+    return pic;
   }
 
   async function fetchImage(url, signal) {
@@ -204,6 +256,8 @@
   }
 
   function defaultWindow(pic) {
+    // As the preview: the VOI LUT Sequence's first item, then the header's first window, then auto.
+    if (pic.kind === "grey" && pic.luts && pic.luts[0]) return lutWindow(pic.luts[0], 0);
     if (pic.kind === "grey" && pic.windows.length) return { center: pic.windows[0][0], width: pic.windows[0][1] };
     // An 8-bit PNG or JPEG is shown as it is, as its preview; DICOM without a window gets the
     // preview's automatic one.
@@ -214,7 +268,8 @@
   /** Window, level and invert a picture into a canvas at its own size, kept on the picture: showing
    * it again with the same window (or after prepare()) costs nothing. */
   function render(pic, win, inverted) {
-    const key = `${win.center}|${win.width}|${inverted}`;
+    const lut = pic.kind === "grey" && win.voi !== undefined && win.voi !== null && pic.luts ? pic.luts[win.voi] : null;
+    const key = `${win.center}|${win.width}|${inverted}|${lut ? win.voi : ""}`;
     if (pic.rendered && pic.rendered.key === key) return pic.rendered.canvas;
     const { width, height } = pic;
     const canvas = pic.rendered ? pic.rendered.canvas : document.createElement("canvas");
@@ -225,10 +280,17 @@
     const lo = win.center - win.width / 2;
     const scale = 255 / Math.max(win.width, 1e-9);
     const flip = inverted !== pic.monochrome1;
+    // The header's VOI LUT function shapes every window on the modality values; a LUT's output is
+    // windowed linearly. LINEAR_EXACT (C.11.2.1.3.2) is ((x - c) / w + 0.5) clamped: this line.
+    // LINEAR (C.11.2.1.2.1) is drawn the same way, as the viewer always has.
+    const sigmoid = !lut && pic.voiFunction === "SIGMOID";
+    const k = -4 / Math.max(win.width, 1e-9);
     const level = (m) => {
-      const v = clamp((m - lo) * scale, 0, 255) + 0.5;
+      const v = (sigmoid ? 255 / (1 + Math.exp(k * (m - win.center))) : clamp((m - lo) * scale, 0, 255)) + 0.5;
       return flip ? 255 - (v | 0) : v | 0;
     };
+    // Modality value -> the LUT's output (PS3.3 C.11.2.1.1: inputs past either end take the end entry).
+    const through = lut ? (m) => lut.table[clamp(rint(m) - lut.first, 0, lut.table.length - 1)] : (m) => m;
     if (pic.kind === "rgb") {
       const lut = new Uint8Array(256);
       for (let v = 0; v < 256; v += 1) lut[v] = level(v);
@@ -249,13 +311,13 @@
         const base = pic.storedMin;
         const lut = new Uint32Array(pic.storedMax - base + 1);
         for (let v = 0; v < lut.length; v += 1) {
-          const g = level((v + base) * slope + intercept);
+          const g = level(through((v + base) * slope + intercept));
           lut[v] = 0xff000000 | (g << 16) | (g << 8) | g;
         }
         for (let i = 0; i < values.length; i += 1) dst[i] = lut[values[i] - base];
       } else {
         for (let i = 0; i < values.length; i += 1) {
-          const g = level(values[i] * slope + intercept);
+          const g = level(through(values[i] * slope + intercept));
           dst[i] = 0xff000000 | (g << 16) | (g << 8) | g;
         }
       }
@@ -292,7 +354,7 @@
 
     let picture = null;
     let frame = clamp(Math.floor(Number(opts.frame)) || 0, 0, frames - 1);
-    let win = { center: 128, width: 256 };
+    let win = { center: 128, width: 256, voi: null }; // voi: the VOI LUT item windowed, or null
     let inverted = false;
     let zoom = 1;
     let pan = { x: 0, y: 0 }; // CSS pixels
@@ -329,7 +391,7 @@
       (opts.toolbarHost || element).append(bar);
       ui.preset.addEventListener("change", () => {
         const p = presets[Number(ui.preset.value)];
-        if (p) setWindow(p.center, p.width);
+        if (p) setWindow(p.center, p.width, p.voi ?? null);
       });
       ui.invert.addEventListener("click", () => invert(!inverted));
       ui.reset.addEventListener("click", () => reset());
@@ -343,13 +405,18 @@
       ui.invert.setAttribute("aria-pressed", String(inverted));
       ui.invert.classList.toggle("active", inverted);
       const fmt = (v) => (Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(1)));
-      ui.readout.textContent = picture ? `W ${fmt(win.width)} L ${fmt(win.center)}` : "";
-      const index = presets.findIndex((p) => Math.abs(p.center - win.center) < 1e-6 && Math.abs(p.width - win.width) < 1e-6);
+      const through = win.voi === null ? "" : `LUT ${win.voi + 1} `;
+      ui.readout.textContent = picture ? `${through}W ${fmt(win.width)} L ${fmt(win.center)}` : "";
+      const index = presets.findIndex((p) => samePreset(p, win));
       ui.preset.value = index >= 0 ? String(index) : "";
       if (ui.slider) {
         ui.slider.value = String(frame);
         ui.frameText.textContent = `Frame ${frame + 1} of ${frames}`;
       }
+    }
+
+    function samePreset(p, w) {
+      return (p.voi ?? null) === w.voi && Math.abs(p.center - w.center) < 1e-6 && Math.abs(p.width - w.width) < 1e-6;
     }
 
     function fillPresets() {
@@ -448,7 +515,9 @@
       }
       // Another frame keeps the window (its brightness does not jump while scrolling); the
       // full-depth pixels replacing the 8-bit preview start from their own default.
-      if (!sameImage || previous.kind !== pic.kind) win = defaultWindow(pic);
+      // A frame without the LUT being windowed starts from its own default too.
+      const lutGone = win.voi !== null && !(pic.luts && pic.luts[win.voi]);
+      if (!sameImage || previous.kind !== pic.kind || lutGone) win = { voi: null, ...defaultWindow(pic) };
       fillPresets();
       dirty = true;
       status.textContent = "";
@@ -456,9 +525,12 @@
       updateUi();
     }
 
-    function setWindow(center, width) {
+    /** voi: the VOI LUT item whose output is windowed, null for the modality values, left out: as now. */
+    function setWindow(center, width, voi) {
       if (!picture || !Number.isFinite(center) || !Number.isFinite(width)) return;
-      win = { center, width: Math.max(width, picture.kind === "grey" && !picture.integer ? 1e-6 : 1) };
+      let through = voi === undefined ? win.voi : voi;
+      if (through !== null && !(picture.luts && picture.luts[through])) through = null;
+      win = { center, width: Math.max(width, picture.kind === "grey" && !picture.integer && through === null ? 1e-6 : 1), voi: through };
       dirty = true;
       schedulePaint();
       updateUi();
@@ -475,7 +547,7 @@
       zoom = 1;
       pan = { x: 0, y: 0 };
       inverted = false;
-      if (picture) win = defaultWindow(picture);
+      if (picture) win = { voi: null, ...defaultWindow(picture) };
       dirty = true;
       schedulePaint();
       updateUi();
@@ -561,6 +633,8 @@
         source: picture ? picture.source : null,
         overlay: { url: overlay.url, visible: overlay.visible, opacity: overlay.opacity },
         presets: presets.map((p) => ({ ...p })),
+        voi: win.voi,
+        voiFunction: picture && picture.kind === "grey" ? picture.voiFunction : null,
       };
     }
 
@@ -584,8 +658,10 @@
         schedulePaint();
         return;
       }
-      // A drag across the whole viewer spans the picture's whole value range.
-      const span = Math.max(picture.max - picture.min, 1);
+      // A drag across the whole viewer spans the picture's whole value range (the LUT's output range
+      // when a LUT is windowed).
+      const lut = drag.win.voi !== null && picture.luts ? picture.luts[drag.win.voi] : null;
+      const span = Math.max(lut ? lut.hi - lut.lo : picture.max - picture.min, 1);
       const k = span / Math.max(200, stage.clientWidth);
       setWindow(drag.win.center + dy * k, Math.max(drag.win.width + dx * k, 1e-6));
     });
@@ -644,9 +720,9 @@
         reset();
       } else if ((key === "w" || key === "W") && presets.length && !event.repeat) {
         event.preventDefault();
-        const index = presets.findIndex((p) => p.center === win.center && p.width === win.width);
+        const index = presets.findIndex((p) => samePreset(p, win));
         const p = presets[(index + 1) % presets.length];
-        setWindow(p.center, p.width);
+        setWindow(p.center, p.width, p.voi ?? null);
       } else if (opts.zoom && (key === "+" || key === "=" || key === "-")) {
         event.preventDefault();
         zoomAt(key === "-" ? 1 / 1.25 : 1.25);

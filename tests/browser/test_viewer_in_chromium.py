@@ -277,3 +277,146 @@ def test_a_colour_image_is_drawn_in_colour_and_inverts_per_channel(live_server, 
     _wait_drawn_after(page, drawn)
     after = page.evaluate(pixel)
     assert [255 - v for v in after[:3]] == before[:3]
+
+
+# --- VOI LUT Sequence and VOILUTFunction ------------------------------------------------------------
+
+BLOCK = 32  # the test images are 8 x 8 blocks of one value each: block centres are exact on the canvas
+
+# The canvas's red value at the centre of every block of an image of `blocks` x `blocks` blocks of
+# BLOCK pixels, wherever the viewer fitted it (placement as viewer.js: fit, centred, no zoom/pan).
+BLOCK_CENTRES = """([blocks, block]) => {
+  const c = document.querySelector('#image-viewer canvas');
+  const stage = c.parentElement;
+  const ratio = c.width / stage.clientWidth;
+  const size = blocks * block;
+  const fit = Math.min(stage.clientWidth / size, stage.clientHeight / size);
+  const x0 = (stage.clientWidth - size * fit) / 2;
+  const y0 = (stage.clientHeight - size * fit) / 2;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const out = [];
+  for (let by = 0; by < blocks; by += 1) {
+    const row = [];
+    for (let bx = 0; bx < blocks; bx += 1) {
+      const x = Math.floor((x0 + (bx + 0.5) * block * fit) * ratio);
+      const y = Math.floor((y0 + (by + 0.5) * block * fit) * ratio);
+      row.push(d[(y * c.width + x) * 4]);
+    }
+    out.push(row);
+  }
+  return out;
+}"""
+
+
+def block_pixels(blocks: int = 8) -> np.ndarray:
+    """Stored values 0..4095 in blocks, every block its own value, spread over the 12 bits."""
+    values = (np.arange(blocks * blocks) * 4095 // (blocks * blocks - 1)).reshape(blocks, blocks)
+    return np.kron(values, np.ones((BLOCK, BLOCK), dtype=np.int64)).astype(np.uint16)
+
+
+@pytest.fixture
+def voi_images(transactional_db, client):
+    """A DX whose only VOI is a non-linear VOI LUT, and two DX with the same pixels and window, one
+    with VOILUTFunction SIGMOID and one LINEAR, released before Playwright starts."""
+    import hashlib
+
+    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
+    from clinic_ai.accounts.models import TaskType, User
+    from clinic_ai.accounts.services import membership_set, project_create
+    from clinic_ai.deidentification.models import DeidProfile
+    from clinic_ai.studies.models import Image
+    from tests.conftest import run_pipeline_inline, upload_through_api
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    project = project_create(
+        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
+    )
+    for username, role, _ in DEMO_USERS:
+        user = User.objects.create_user(username=username, password="clinic-ai-demo")
+        membership_set(actor=None, project=project, user=user, role=role)
+    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
+    client.force_login(User.objects.get(username="demo-radiologist"))
+    window = ((2148.0, 1000.0),)
+    files = {
+        "lut.dcm": dx_with_voi_lut(pixels=block_pixels()),
+        "sigmoid.dcm": dx_with_voi_lut(pixels=block_pixels(), luts=[], windows=window, voi_function="SIGMOID"),
+        "linear.dcm": dx_with_voi_lut(pixels=block_pixels(), luts=[], windows=window, voi_function="LINEAR"),
+    }
+    upload_through_api(client, project, files)
+    run_pipeline_inline()
+    ids = {}
+    for name, data in files.items():
+        image = Image.objects.get(sha256=hashlib.sha256(data).hexdigest())
+        assert image.status == "released", name
+        ids[name.removesuffix(".dcm")] = str(image.pk)
+    return ids
+
+
+def test_a_voi_lut_only_image_is_first_drawn_through_its_lut_as_the_preview(live_server, voi_images, page):
+    from tests.studies.dicom_variants import voi_lut_gamma
+
+    log_in(page, live_server)
+    _open(page, live_server, voi_images["lut"])
+    drawn = np.array(page.evaluate(BLOCK_CENTRES, [8, BLOCK]))
+    # Independently of the server: modality = stored + 100, the LUT's inputs start at 100, and its
+    # output range 200..3800 is black..white.
+    table = np.array(voi_lut_gamma())
+    mapped = table[np.clip(block_pixels()[BLOCK // 2 :: BLOCK, BLOCK // 2 :: BLOCK] + 100 - 100, 0, 4095)]
+    expected = np.floor((mapped - 200) / 3600 * 255 + 0.5)
+    assert np.abs(drawn - expected).max() <= 1, (drawn, expected)
+    # Not what a straight window would draw: the LUT is a curve (the middle block is well above grey).
+    straight = np.floor(block_pixels()[BLOCK // 2 :: BLOCK, BLOCK // 2 :: BLOCK] / 4095 * 255 + 0.5)
+    assert np.abs(drawn - straight).max() > 40
+
+    state = page.evaluate("window.clinicImageViewer.state()")
+    assert state["voi"] == 0
+    names = [p["name"] for p in state["presets"]]
+    assert names[0] == "Header LUT" and "favourite" not in str(state["presets"])
+    assert page.locator("#image-viewer .cv-readout").inner_text().startswith("LUT 1 ")
+
+    # Dragging windows the LUT's output: narrower than its range, so the canvas changes.
+    before = page.evaluate(CANVAS)
+    box = page.locator("#image-viewer canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 - 100, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    _wait_drawn_after(page, before["drawn"])
+    state = page.evaluate("window.clinicImageViewer.state()")
+    assert state["voi"] == 0 and state["width"] < 3600
+    assert page.evaluate(CANVAS)["sum"] != before["sum"]
+
+    # The automatic window is on the modality values again; R goes back to the LUT.
+    page.select_option(
+        "#image-viewer .cv-preset",
+        label=next(
+            f"{p['name']} (W {round(p['width'])} L {round(p['center'])})"
+            for p in state["presets"]
+            if p["name"].startswith("Auto")
+        ),
+    )
+    page.wait_for_function("() => window.clinicImageViewer.state().voi === null")
+    auto = page.evaluate(CANVAS)
+    page.keyboard.press("r")
+    page.wait_for_function("() => window.clinicImageViewer.state().voi === 0")
+    _wait_drawn_after(page, auto["drawn"])
+    assert np.abs(np.array(page.evaluate(BLOCK_CENTRES, [8, BLOCK])) - expected).max() <= 1
+
+
+def test_a_sigmoid_header_window_is_drawn_with_the_sigmoid(live_server, voi_images, page):
+    log_in(page, live_server)
+    modality = block_pixels()[BLOCK // 2 :: BLOCK, BLOCK // 2 :: BLOCK].astype(np.float64) + 100
+    c, w = 2148.0, 1000.0
+    # PS3.3 C.11.2.1.3.1 (SIGMOID) and the viewer's straight line for LINEAR, to 0..255.
+    sigmoid = np.floor(255 / (1 + np.exp(-4 * (modality - c) / w)) + 0.5)
+    linear = np.floor(np.clip((modality - (c - w / 2)) * 255 / w, 0, 255) + 0.5)
+    drawn = {}
+    for name in ("sigmoid", "linear"):
+        _open(page, live_server, voi_images[name])
+        drawn[name] = np.array(page.evaluate(BLOCK_CENTRES, [8, BLOCK]))
+        state = page.evaluate("window.clinicImageViewer.state()")
+        assert (state["center"], state["width"], state.get("voi")) == (c, w, None)
+    assert np.abs(drawn["linear"] - linear).max() <= 1
+    assert np.abs(drawn["sigmoid"] - sigmoid).max() <= 1, (drawn["sigmoid"], sigmoid)
+    # The curve's tails are not clipped: blocks a straight window draws black or white are not.
+    assert np.abs(drawn["sigmoid"] - drawn["linear"]).max() > 20

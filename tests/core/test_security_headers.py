@@ -80,6 +80,7 @@ def site(client):
         "studies:image_detail": reverse("studies:image_detail", args=[released.pk]) + "?frame=1",
         "studies:image_preview": reverse("studies:image_preview", args=[released.pk]),
         "studies:image_pixels": reverse("studies:image_pixels", args=[released.pk, 1]),
+        "studies:image_pixels (VOI LUT)": reverse("studies:image_pixels", args=[released.pk, 1]) + "?voi=0",
         "studies:image_original": reverse("studies:image_original", args=[held.pk]),
         "studies:upload_create": reverse("studies:upload_create", args=[project.pk]),
         "studies:upload_batch_status": reverse("studies:upload_batch_status", args=[batch["id"]]),

@@ -149,3 +149,143 @@ def test_an_image_not_released_is_not_served_even_to_its_uploader_or_an_admin(cl
 def test_only_get(client, ct_image, radiologist):
     client.force_login(radiologist)
     assert client.post(reverse("studies:image_pixels", args=[ct_image.pk, 0])).status_code == 405
+
+
+# --- VOI LUT Sequence and VOILUTFunction ----------------------------------------------------------------
+
+
+def _released_dataset(image: Image) -> pydicom.Dataset:
+    from clinic_ai.studies import storage
+
+    return pydicom.dcmread(storage.media_path(image.released_path))
+
+
+def _lut(client, image, index="0", frame=0):
+    return client.get(reverse("studies:image_pixels", args=[image.pk, frame]), {"voi": index})
+
+
+def test_a_voi_lut_is_offered_and_maps_the_frame_as_pydicoms_apply_voi(client, project, radiologist):
+    from pydicom.pixels import apply_modality_lut, apply_voi
+
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut()})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert (response["X-Pixel-VOI-LUTs"], response["X-Pixel-Windows"]) == ("0", "")
+    lut = _lut(client, image)
+    assert lut.status_code == 200 and lut["Cache-Control"].startswith("private")
+    assert (lut["X-Pixel-Type"], lut["X-Pixel-Shape"], lut["X-Pixel-VOI-First"]) == ("uint16", "4096,1,1", "100")
+    assert lut["X-Pixel-Range"] == "200,3800"
+    assert "favourite" not in str(lut.headers) + str(response.headers)  # LUTExplanation is never sent
+    table, first = _decode(lut)[:, 0], int(lut["X-Pixel-VOI-First"])
+
+    # The viewer's mapping: the frame's modality values, rounded, clamped into the table.
+    slope, intercept, _applied = (float(v) for v in response["X-Pixel-Rescale"].split(","))
+    modality = _decode(response) * slope + intercept
+    mapped = table[np.clip(np.rint(modality) - first, 0, table.size - 1).astype(np.int64)]
+    ds = _released_dataset(image)
+    expected = apply_voi(apply_modality_lut(ds.pixel_array, ds).astype(np.int64), ds)
+    assert np.array_equal(mapped, expected)
+    assert len(np.unique(np.diff(expected[1:].ravel().astype(np.int64)))) > 2  # not a straight line
+
+
+def test_every_usable_voi_lut_is_offered_by_its_item_number(client, project, radiologist):
+    from tests.studies.dicom_variants import dx_with_voi_lut, voi_lut_gamma
+
+    broken = ((4096, 100, 16), [7] * 100)  # LUTData shorter than the descriptor says
+    luts = [((4096, 100, 12), voi_lut_gamma()), broken, ((2, 0, 16), [0, 65535])]
+    _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut(luts=luts)})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    assert client.get(reverse("studies:image_pixels", args=[image.pk, 0]))["X-Pixel-VOI-LUTs"] == "0,2"
+    assert _lut(client, image, "1").status_code == 404
+    third = _lut(client, image, "2")
+    assert (third.status_code, third["X-Pixel-Range"], list(_decode(third)[:, 0])) == (200, "0,65535", [0, 65535])
+
+
+def test_zero_entries_in_the_descriptor_mean_65536(client, project, radiologist):
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    data = np.arange(65536, dtype="<u2")[::-1].tobytes()  # OW, inverted
+    _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut(luts=[((0, 0, 16), data)])})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    lut = _lut(client, image)
+    assert (lut.status_code, lut["X-Pixel-Shape"], lut["X-Pixel-Range"]) == (200, "65536,1,1", "0,65535")
+    assert _decode(lut)[0, 0] == 65535 and _decode(lut)[-1, 0] == 0
+
+
+@pytest.mark.parametrize(
+    "lut",
+    [
+        ((4096, 100), list(range(4096))),  # two descriptor values
+        ((4096, 100, 12), list(range(100))),  # LUTData shorter than declared (US)
+        ((4096, 100, 16), np.arange(100, dtype="<u2").tobytes()),  # and as OW bytes
+        ((0, 0, 16), list(range(4096))),  # 0 entries is 65536, not what is there
+        ((4096, 100, 7), list(range(4096))),  # a bit depth that does not exist
+        ((16, 0, 16), [5] * 16),  # flat: no black to white
+    ],
+)
+def test_a_damaged_voi_lut_is_not_offered_and_the_preview_falls_back(client, project, radiologist, lut):
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut(luts=[lut])})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert (response.status_code, response["X-Pixel-VOI-LUTs"]) == (200, "")
+    assert _lut(client, image).status_code == 404
+    assert client.get(reverse("studies:image_preview", args=[image.pk])).status_code == 200
+
+
+@pytest.mark.parametrize("index", ["99", "8", "-1", "1", "\x00", "", "0x0", "1e400", "٠", "0 "])
+def test_a_bad_voi_number_is_404(client, project, radiologist, index):
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut()})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    assert _lut(client, image, index).status_code == 404
+    assert _lut(client, image, "0", frame=1).status_code == 404
+
+
+def test_an_image_without_a_voi_lut_has_none_to_send(client, ct_image, radiologist, png_bytes, project):
+    client.force_login(radiologist)
+    assert client.get(reverse("studies:image_pixels", args=[ct_image.pk, 0]))["X-Pixel-VOI-LUTs"] == ""
+    assert _lut(client, ct_image).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("function", "sent"),
+    [(None, "LINEAR"), ("SIGMOID", "SIGMOID"), ("LINEAR_EXACT", "LINEAR_EXACT"), ("GAMMA", "LINEAR")],
+)
+def test_the_windows_voi_function_is_sent(client, project, radiologist, function, sent):
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    dx = dx_with_voi_lut(luts=[], windows=((2100.0, 1000.0),), voi_function=function)
+    _release(client, project, radiologist, {"dx.dcm": dx})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert (response["X-Pixel-VOI-Function"], response["X-Pixel-Windows"], response["X-Pixel-VOI-LUTs"]) == (
+        sent,
+        "2100.0/1000.0",
+        "",
+    )
+
+
+@pytest.mark.parametrize("who", ["outsider", "clinician_elsewhere"])
+def test_a_voi_lut_is_404_to_those_who_may_not_see_the_image(client, project, radiologist, who, request):
+    from tests.studies.dicom_variants import dx_with_voi_lut
+
+    _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut()})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(request.getfixturevalue(who))
+    assert _lut(client, image).status_code == 404
+    client.force_login(radiologist)
+    allowed = _lut(client, image)
+    assert (allowed.status_code, allowed["X-Pixel-VOI-First"]) == (200, "100")
+    Image.objects.filter(pk=image.pk).update(status=ImageStatus.HELD)
+    assert _lut(client, image).status_code == 404
