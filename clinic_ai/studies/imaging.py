@@ -821,6 +821,22 @@ def _to_l_or_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
+def _raster_grey16(path: StrPath, *, max_pixels: int | None) -> np.ndarray | None:
+    """A 16-bit greyscale PNG's values (EXIF orientation applied) as uint16, for the viewer to window
+    as it windows DICOM; None for every other raster, which the viewer gets as its 8-bit rendering."""
+    with _open_raster(path) as im:
+        if not (im.mode.startswith("I;16") or im.mode == "I"):
+            return None
+        _check_raster_size(*im.size, max_pixels)
+        try:
+            values = np.asarray(ImageOps.exif_transpose(im))
+        except Exception as exc:
+            raise RejectedFile(f"The {_FORMAT_NAMES[im.format or ''].upper()} file is damaged or incomplete.") from exc
+    if values.ndim != 2 or (values.size and (values.min() < 0 or values.max() > 0xFFFF)):
+        return None  # not 16-bit data after all: the 8-bit rendering
+    return np.ascontiguousarray(values, dtype=np.uint16)
+
+
 def _flatten_alpha(im: Image.Image, mode: str) -> Image.Image:
     # Composite on black: the background clinical viewers use, so transparent margins disappear.
     background = Image.new(mode, im.size, 0)
@@ -855,9 +871,10 @@ class FramePixels:
 
     ``values`` is (rows, columns) of stored values for greyscale DICOM (uint8, uint16 or int16, as
     stored), or float32 modality values when the file's modality transform is not linear (a
-    Modality LUT) or its values do not fit 16 bits; ``rescaled`` says which. For colour DICOM and
-    PNG/JPEG it is the 8-bit display rendering of :func:`display_pixels`: (rows, columns) grey or
-    (rows, columns, 3) RGB, with ``photometric`` "MONOCHROME2" or "RGB".
+    Modality LUT) or its values do not fit 16 bits; ``rescaled`` says which. A 16-bit greyscale PNG
+    is its uint16 values. For colour DICOM and other PNG/JPEG it is the 8-bit display rendering of
+    :func:`display_pixels`: (rows, columns) grey or (rows, columns, 3) RGB, with ``photometric``
+    "MONOCHROME2" or "RGB".
     """
 
     values: np.ndarray
@@ -883,6 +900,11 @@ def frame_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int | 
     and the models see start from the same numbers.
     """
     if kind in ("png", "jpeg"):
+        if frame != 0:
+            raise RejectedFile("The requested frame does not exist in this image.")
+        grey16 = _raster_grey16(path, max_pixels=max_pixels)
+        if grey16 is not None:
+            return FramePixels(grey16, 1, "MONOCHROME2", "", 1.0, 0.0, False, ())
         arr = display_pixels(path, kind, frame=frame, max_pixels=max_pixels)
         return FramePixels(arr, 1, "RGB" if arr.ndim == 3 else "MONOCHROME2", "", 1.0, 0.0, False, ())
     if kind != "dicom":

@@ -140,7 +140,8 @@ def image_pixels(request, image_id, frame):
     * ``X-Pixel-Shape``: ``rows,columns,samples`` (samples 1 or 3); ``X-Pixel-Frames``: frame count.
     * ``X-Pixel-Photometric``: ``MONOCHROME1`` (the viewer inverts), ``MONOCHROME2`` or ``RGB``.
       RGB (colour DICOM, PNG and JPEG) and 8-bit grey PNG/JPEG are the 8-bit display rendering
-      (EXIF orientation, alpha flattened, palette applied), as the preview shows them.
+      (EXIF orientation, alpha flattened, palette applied), as the preview shows them; a 16-bit grey
+      PNG is its ``uint16`` values (EXIF orientation applied), windowed like DICOM.
     * ``X-Pixel-Rescale``: ``slope,intercept,applied``: modality value = stored * slope + intercept;
       ``applied`` 1 when the values are modality values already (slope 1, intercept 0 then).
     * ``X-Pixel-Range``: ``min,max`` of the frame in modality values.

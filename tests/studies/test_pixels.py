@@ -112,6 +112,39 @@ def test_a_png_is_sent_as_8_bit_grey(client, project, radiologist, png_bytes):
     assert np.array_equal(_decode(response), np.asarray(Picture.open(io.BytesIO(png_bytes))))
 
 
+def _png_grey16(values: np.ndarray) -> bytes:
+    """A 16-bit greyscale PNG written byte by byte (not by Pillow, which reads it back): big-endian
+    samples, filter 0 on every row."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows, columns = values.shape
+    raw = b"".join(b"\x00" + values[r].astype(">u2").tobytes() for r in range(rows))
+    header = struct.pack(">IIBBBBB", columns, rows, 16, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_a_16_bit_grey_png_is_sent_at_full_depth(client, project, radiologist):
+    """12-bit data in a 16-bit PNG (a common export): the viewer gets every value, not the 8-bit
+    preview's, so its window is real."""
+    rng = np.random.default_rng(7)
+    values = (np.arange(40 * 56).reshape(40, 56) * 4095 // (40 * 56 - 1)).astype(np.uint16)
+    values[::7, ::5] = rng.integers(0, 4096, size=values[::7, ::5].shape)
+    _release(client, project, radiologist, {"x.png": _png_grey16(values)})
+    image = Image.objects.get(status=ImageStatus.RELEASED)
+    client.force_login(radiologist)
+    response = client.get(reverse("studies:image_pixels", args=[image.pk, 0]))
+    assert response.status_code == 200
+    assert (response["X-Pixel-Type"], response["X-Pixel-Shape"]) == ("uint16", "40,56,1")
+    assert response["X-Pixel-Photometric"] == "MONOCHROME2" and response["X-Pixel-Modality"] == ""
+    assert np.array_equal(_decode(response), values)
+    assert response["X-Pixel-Range"] == f"{float(values.min())!r},{float(values.max())!r}"
+    assert len(np.unique(values)) > 256  # more levels than an 8-bit rendering could carry
+
+
 @pytest.fixture
 def other_radiologist(project, member_of):
     return member_of(project, Role.RADIOLOGIST)
