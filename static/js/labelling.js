@@ -110,7 +110,11 @@
     if (fetching) return fetching;
     if (queue.length >= AHEAD) return null;
     const exclude = Array.from(seen).slice(-EXCLUDE_MAX).join(",");
-    const url = `${config.queueUrl}?limit=${AHEAD + 1}&exclude=${encodeURIComponent(exclude)}`;
+    // Only what is missing: one image per key in steady state, so the fetching, decoding and
+    // windowing of the images ahead is spread over the reader's pauses instead of arriving as a
+    // batch that holds the main thread when the next key comes.
+    const missing = AHEAD - queue.length + (current ? 0 : 1); // with no image shown, one more: it is shown at once
+    const url = `${config.queueUrl}?limit=${missing}&exclude=${encodeURIComponent(exclude)}`;
     fetching = (async () => {
       try {
         const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });

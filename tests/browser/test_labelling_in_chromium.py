@@ -111,3 +111,46 @@ def test_a_save_lost_on_the_network_is_retried_and_stored_once(live_server, two_
     # One row in all, not a second one superseding the first: the retry carried the same request id.
     labels = _stored_labels(current_only=False)
     assert [(str(image_id), values) for image_id, _, values, _ in labels] == [(first, ["pneumonia"])]
+
+
+@pytest.fixture
+def nine_released(two_released, client):
+    from clinic_ai.accounts.models import Project
+    from clinic_ai.studies.models import Image
+    from tests.conftest import run_pipeline_inline, upload_through_api
+
+    project = Project.objects.get()
+    for seed in range(3, 10):
+        upload_through_api(client, project, {f"chest{seed}.png": distinct_png(seed, size=256)})
+        run_pipeline_inline()
+    return [str(pk) for pk in Image.objects.order_by("released_at").values_list("pk", flat=True)]
+
+
+def test_the_queue_keeps_four_images_ahead_one_per_key_not_in_batches(live_server, nine_released, page):
+    """The images ahead arrive one per key: a batch of them (fetched, decoded and windowed together)
+    held the main thread when the next key came (bench/labelling.py: p95 113-175 ms before, 8-13 after)."""
+    import re
+
+    fetched = []  # image ids whose full-depth pixels the page asked for, in order
+    page.on(
+        "request",
+        lambda request: fetched.append(m.group(1))
+        if (m := re.search(r"/images/([0-9a-f-]{36})/pixels/", request.url))
+        else None,
+    )
+    log_in(page, live_server, username="demo-clinician")
+    page.click("#nav-label")
+    page.click("#start-labelling")
+    page.wait_for_selector("html[data-labelling-ready]")
+    page.wait_for_function("() => Number(document.getElementById('label-viewer')?.dataset.viewerDrawn) > 0")
+    page.wait_for_function("() => window.clinicLabelling !== undefined")
+    page.wait_for_timeout(500)  # let the first refill settle: it must not reach past the four ahead
+    assert len(set(fetched)) == 5  # the one shown and four ahead
+    for labelled in range(1, 4):
+        shown = page.locator("#label-stage").get_attribute("data-image-id")
+        page.keyboard.press("1")
+        page.wait_for_function(f"() => document.getElementById('label-stage')?.dataset.imageId !== '{shown}'")
+        page.wait_for_timeout(300)
+        assert len(set(fetched)) <= labelled + 5, (labelled, len(set(fetched)))
+    assert len(set(fetched)) == 8  # and it did keep four ahead
+    assert set(fetched) <= set(nine_released)
