@@ -134,9 +134,9 @@ def test_the_queue_keeps_four_images_ahead_one_per_key_not_in_batches(live_serve
     fetched = []  # image ids whose full-depth pixels the page asked for, in order
     page.on(
         "request",
-        lambda request: fetched.append(m.group(1))
-        if (m := re.search(r"/images/([0-9a-f-]{36})/pixels/", request.url))
-        else None,
+        lambda request: (
+            fetched.append(m.group(1)) if (m := re.search(r"/images/([0-9a-f-]{36})/pixels/", request.url)) else None
+        ),
     )
     log_in(page, live_server, username="demo-clinician")
     page.click("#nav-label")
