@@ -56,3 +56,23 @@ def log_in(page, live_server, username="demo-radiologist", password="clinic-ai-d
     with page.expect_navigation():  # the session cookie is set before the caller's next goto
         page.click("button[type=submit]")
     assert "/accounts/login/" not in page.url, f"{username} could not log in"
+
+
+def demo_project_without_ensemble(client):
+    """The demo project and users as `manage.py demo_setup` makes them, without the demo ensemble
+    (for tests about labels, review or the viewer, not inference) and with OCR off; `client` is
+    logged in as demo-radiologist, ready to upload. Call it before Playwright starts."""
+    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
+    from clinic_ai.accounts.models import TaskType, User
+    from clinic_ai.accounts.services import membership_set, project_create
+    from clinic_ai.deidentification.models import DeidProfile
+
+    project = project_create(
+        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
+    )
+    for username, role, _ in DEMO_USERS:
+        user = User.objects.create_user(username=username, password="clinic-ai-demo")
+        membership_set(actor=None, project=project, user=user, role=role)
+    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
+    client.force_login(User.objects.get(username="demo-radiologist"))
+    return project

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
-from tests.browser.conftest import ARTIFACTS, log_in
+from tests.browser.conftest import ARTIFACTS, demo_project_without_ensemble, log_in
 from tests.labelling.conftest import distinct_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,21 +16,10 @@ def two_released(transactional_db, client):
     """The demo project and users (as `manage.py demo_setup` makes them, without the demo ensemble:
     this test is about labels, not inference) and two released images, made before Playwright starts
     (see conftest's `demo`)."""
-    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
-    from clinic_ai.accounts.models import TaskType, User
-    from clinic_ai.accounts.services import membership_set, project_create
-    from clinic_ai.deidentification.models import DeidProfile
     from clinic_ai.studies.models import Image
     from tests.conftest import run_pipeline_inline, upload_through_api
 
-    project = project_create(
-        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
-    )
-    for username, role, _ in DEMO_USERS:
-        user = User.objects.create_user(username=username, password="clinic-ai-demo")
-        membership_set(actor=None, project=project, user=user, role=role)
-    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
-    client.force_login(User.objects.get(username="demo-radiologist"))
+    project = demo_project_without_ensemble(client)
     for seed in (1, 2):
         upload_through_api(client, project, {f"chest{seed}.png": distinct_png(seed, size=256)})
         run_pipeline_inline()

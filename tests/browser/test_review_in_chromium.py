@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
-from tests.browser.conftest import ARTIFACTS, log_in
+from tests.browser.conftest import ARTIFACTS, demo_project_without_ensemble, log_in
 from tests.labelling.conftest import distinct_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -17,23 +17,12 @@ def two_results(transactional_db, client):
     TensorFlow run), two images released through the real pipeline, and a finished result of an active
     ensemble on each, stored as the worker stores it: P(pneumonia) 0.9 for the first, 0.3 for the
     second. Made before Playwright starts (see conftest's `demo`)."""
-    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
-    from clinic_ai.accounts.models import TaskType, User
-    from clinic_ai.accounts.services import membership_set, project_create
-    from clinic_ai.deidentification.models import DeidProfile
     from clinic_ai.studies import storage
     from clinic_ai.studies.models import Image
     from tests.conftest import run_pipeline_inline, upload_through_api
     from tests.factories import EnsembleFactory, InferenceResultFactory
 
-    project = project_create(
-        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
-    )
-    for username, role, _ in DEMO_USERS:
-        user = User.objects.create_user(username=username, password="clinic-ai-demo")
-        membership_set(actor=None, project=project, user=user, role=role)
-    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
-    client.force_login(User.objects.get(username="demo-radiologist"))
+    project = demo_project_without_ensemble(client)
     for seed in (3, 4):
         upload_through_api(client, project, {f"chest{seed}.png": distinct_png(seed, size=256)})
         run_pipeline_inline()  # no ensemble yet: nothing for TensorFlow to run

@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from tests.browser.conftest import ARTIFACTS, log_in
+from tests.browser.conftest import ARTIFACTS, demo_project_without_ensemble, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,21 +38,10 @@ def ct_phantom_bytes(size: int = 384) -> bytes:
 def released(transactional_db, client):
     """The demo project and users, a released CT-like slice and a released 10-frame MR, made before
     Playwright starts (see conftest's `demo`)."""
-    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
-    from clinic_ai.accounts.models import TaskType, User
-    from clinic_ai.accounts.services import membership_set, project_create
-    from clinic_ai.deidentification.models import DeidProfile
     from clinic_ai.studies.models import Image
     from tests.conftest import run_pipeline_inline, upload_through_api
 
-    project = project_create(
-        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
-    )
-    for username, role, _ in DEMO_USERS:
-        user = User.objects.create_user(username=username, password="clinic-ai-demo")
-        membership_set(actor=None, project=project, user=user, role=role)
-    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
-    client.force_login(User.objects.get(username="demo-radiologist"))
+    project = demo_project_without_ensemble(client)
     multiframe = Path(get_testdata_file("emri_small.dcm")).read_bytes()
     upload_through_api(
         client, project, {"ct.dcm": ct_phantom_bytes(), "mr.dcm": multiframe, "colour.png": colour_png_bytes()}
@@ -320,22 +309,11 @@ def voi_images(transactional_db, client):
     with VOILUTFunction SIGMOID and one LINEAR, released before Playwright starts."""
     import hashlib
 
-    from clinic_ai.accounts.management.commands.demo_setup import DEMO_PROJECT, DEMO_USERS
-    from clinic_ai.accounts.models import TaskType, User
-    from clinic_ai.accounts.services import membership_set, project_create
-    from clinic_ai.deidentification.models import DeidProfile
     from clinic_ai.studies.models import Image
     from tests.conftest import run_pipeline_inline, upload_through_api
     from tests.studies.dicom_variants import dx_with_voi_lut
 
-    project = project_create(
-        actor=None, name=DEMO_PROJECT, task_type=TaskType.BINARY, class_names=["normal", "pneumonia"]
-    )
-    for username, role, _ in DEMO_USERS:
-        user = User.objects.create_user(username=username, password="clinic-ai-demo")
-        membership_set(actor=None, project=project, user=user, role=role)
-    DeidProfile.objects.update_or_create(project=project, defaults={"ocr_enabled": False})
-    client.force_login(User.objects.get(username="demo-radiologist"))
+    project = demo_project_without_ensemble(client)
     window = ((2148.0, 1000.0),)
     files = {
         "lut.dcm": dx_with_voi_lut(pixels=block_pixels()),
