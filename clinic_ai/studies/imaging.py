@@ -513,13 +513,20 @@ def _printable(value: str, limit: int) -> str:
 # ---- DICOM preview ---------------------------------------------------------------------------------
 
 
+def _frame_count(ds: Dataset, path: StrPath, *, max_pixels: int | None, frame: int | None = None) -> int:
+    """The image's frame count once its geometry is checked (size against ``max_pixels``, frames
+    against the pixel data); with ``frame``, that frame must be one of them."""
+    limit = _NO_LIMIT if max_pixels is None else max_pixels
+    _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
+    if frame is not None and not 0 <= frame < frames:
+        raise RejectedFile("The requested frame does not exist in this image.")
+    return frames
+
+
 def _render_dicom(path: StrPath, *, frame: int, max_pixels: int | None) -> np.ndarray:
     ds, tsyntax = _read_dicom(path)
     try:
-        limit = _NO_LIMIT if max_pixels is None else max_pixels
-        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
-        if not 0 <= frame < frames:
-            raise RejectedFile("The requested frame does not exist in this image.")
+        _frame_count(ds, path, max_pixels=max_pixels, frame=frame)
         return _display_frame(path, ds, tsyntax, frame)
     except RejectedFile:
         raise
@@ -563,8 +570,7 @@ def iter_frames(
         raise ValueError(f"cannot render files of kind {kind!r}")
     ds, tsyntax = _read_dicom(path)
     try:
-        limit = _NO_LIMIT if max_pixels is None else max_pixels
-        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
+        frames = _frame_count(ds, path, max_pixels=max_pixels)
     except RejectedFile:
         raise
     except Exception as exc:
@@ -911,10 +917,7 @@ def frame_pixels(path: StrPath, kind: str, *, frame: int = 0, max_pixels: int | 
         raise ValueError(f"cannot read files of kind {kind!r}")
     ds, tsyntax = _read_dicom(path)
     try:
-        limit = _NO_LIMIT if max_pixels is None else max_pixels
-        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
-        if not 0 <= frame < frames:
-            raise RejectedFile("The requested frame does not exist in this image.")
+        frames = _frame_count(ds, path, max_pixels=max_pixels, frame=frame)
         arr = _decode_frame(path, ds, tsyntax, index=frame)
         _merge_functional_groups(ds, frame=frame)
         photometric = str(ds.PhotometricInterpretation).strip().upper()
@@ -962,10 +965,7 @@ def frame_voi_lut(path: StrPath, kind: str, *, frame: int = 0, index: int = 0, m
         raise RejectedFile("This image has no VOI LUT.")
     ds, _tsyntax = _read_dicom(path)
     try:
-        limit = _NO_LIMIT if max_pixels is None else max_pixels
-        _rows, _cols, frames = _image_geometry(ds, path, max_pixels=limit)
-        if not 0 <= frame < frames:
-            raise RejectedFile("The requested frame does not exist in this image.")
+        _frame_count(ds, path, max_pixels=max_pixels, frame=frame)
         _merge_functional_groups(ds, frame=frame)
         photometric = str(ds.get("PhotometricInterpretation") or "").strip().upper()
         grey = int(ds.get("SamplesPerPixel") or 1) == 1 and photometric != "PALETTE COLOR"
