@@ -55,6 +55,26 @@ def project_admin(project, member_of):
 
 
 @pytest.fixture
+def other_radiologist(project, member_of):
+    return member_of(project, Role.RADIOLOGIST)
+
+
+@pytest.fixture
+def held_image(client, project, radiologist):
+    """An ultrasound the radiologist uploaded, held for masking (burned-in text expected)."""
+    from clinic_ai.studies.models import Image, ImageStatus
+    from tests.deidentification.synthetic import ultrasound_bytes
+
+    client.force_login(radiologist)
+    upload_through_api(client, project, {"us.dcm": ultrasound_bytes()})
+    run_pipeline_inline()
+    client.logout()
+    image = Image.objects.get()
+    assert image.status == ImageStatus.HELD
+    return image
+
+
+@pytest.fixture
 def outsider(db):
     """A member of another project, not of `project`."""
     other = ProjectFactory()

@@ -9,8 +9,6 @@ from clinic_ai.core.models import AuditEvent
 from clinic_ai.deidentification.models import DeidProfile, MaskTemplate
 from clinic_ai.deidentification.services import PROFILE_OPTIONS, profile_for
 from clinic_ai.studies.models import Image, ImageStatus, Series, Study, UploadBatch
-from tests.conftest import run_pipeline_inline, upload_through_api
-from tests.deidentification.synthetic import ultrasound_bytes
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,15 +19,6 @@ READ_ONLY = [Image, Study, Series, UploadBatch, AuditEvent, MaskTemplate]
 @pytest.fixture
 def site_admin():
     return UserFactory(username="site-admin", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def held_image(client, project, radiologist):
-    client.force_login(radiologist)
-    upload_through_api(client, project, {"us.dcm": ultrasound_bytes(seed=3)})
-    run_pipeline_inline()
-    client.logout()
-    return Image.objects.get(status=ImageStatus.HELD)
 
 
 @pytest.fixture

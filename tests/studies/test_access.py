@@ -39,11 +39,6 @@ def quarantined_image(client, project, radiologist, png_bytes):
 
 
 @pytest.fixture
-def other_radiologist(project, member_of):
-    return member_of(project, Role.RADIOLOGIST)
-
-
-@pytest.fixture
 def clinician_elsewhere(member_of):
     from tests.factories import ProjectFactory
 

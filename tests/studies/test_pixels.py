@@ -146,11 +146,6 @@ def test_a_16_bit_grey_png_is_sent_at_full_depth(client, project, radiologist):
 
 
 @pytest.fixture
-def other_radiologist(project, member_of):
-    return member_of(project, Role.RADIOLOGIST)
-
-
-@pytest.fixture
 def clinician_elsewhere(member_of):
     from tests.factories import ProjectFactory
 

@@ -8,9 +8,8 @@ import pytest
 from django.urls import reverse
 
 from clinic_ai.accounts.models import Membership, Role
-from clinic_ai.studies.models import Image, ImageStatus, UploadBatch
-from tests.conftest import run_pipeline_inline, upload_through_api
-from tests.deidentification.synthetic import ultrasound_bytes
+from clinic_ai.studies.models import UploadBatch
+from tests.conftest import run_pipeline_inline
 
 pytestmark = pytest.mark.django_db
 
@@ -69,20 +68,9 @@ def test_a_demoted_uploader_cannot_declare_or_send_either(client, project, radio
 
 
 @pytest.fixture
-def held_study(client, project, radiologist):
-    """A study whose only image is held for masking (an ultrasound: burned-in text expected)."""
-    client.force_login(radiologist)
-    upload_through_api(client, project, {"us.dcm": ultrasound_bytes()})
-    run_pipeline_inline()
-    client.logout()
-    image = Image.objects.get()
-    assert image.status == ImageStatus.HELD
-    return image.study
-
-
-@pytest.fixture
-def other_radiologist(project, member_of):
-    return member_of(project, Role.RADIOLOGIST)
+def held_study(held_image):
+    """A study whose only image is held for masking."""
+    return held_image.study
 
 
 @pytest.mark.parametrize(
