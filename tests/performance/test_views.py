@@ -315,6 +315,10 @@ def test_the_dashboard_says_when_reviews_are_truth_and_can_leave_them_out(client
     assert data["truth_sources"]["review"] == 0 and data["with_truth"] == 7 and data["without_truth"] == 3
     assert data["used"] == 6  # case 8 is ungradable
     assert 'id="reference-caveat"' not in without.content.decode()  # readers of this project label blind
+    assert '<option value="without-reviews" selected>' in without.content.decode()  # the choice is kept
+    listing = _get(client, "performance:prediction_list", world["project"], reference="without-reviews")
+    assert '<option value="without-reviews" selected>' in listing.content.decode()
+    assert f'<option value="{world["ensemble"].pk}" selected>' in listing.content.decode()
     assert data["reviews"]["agree"] == 1 and data["reviews"]["disagree"] == 1  # still the radiologist's decisions
 
     rows = _csv(_get(client, "performance:dashboard_csv", world["project"], reference="without-reviews"))
