@@ -195,7 +195,7 @@ def _lut(client, image, index="0", frame=0):
 def test_a_voi_lut_is_offered_and_maps_the_frame_as_pydicoms_apply_voi(client, project, radiologist):
     from pydicom.pixels import apply_modality_lut, apply_voi
 
-    from tests.studies.dicom_variants import dx_with_voi_lut
+    from tests.studies.dicom_variants import dx_with_voi_lut, voi_lut_gamma
 
     _release(client, project, radiologist, {"dx.dcm": dx_with_voi_lut()})
     image = Image.objects.get(status=ImageStatus.RELEASED)
@@ -208,6 +208,9 @@ def test_a_voi_lut_is_offered_and_maps_the_frame_as_pydicoms_apply_voi(client, p
     assert lut["X-Pixel-Range"] == "200,3800"
     assert "favourite" not in str(lut.headers) + str(response.headers)  # LUTExplanation is never sent
     table, first = _decode(lut)[:, 0], int(lut["X-Pixel-VOI-First"])
+    # The table is the one written into the file, entry for entry (not only what apply_voi, which
+    # the server uses to read it, makes of it).
+    assert table.tolist() == voi_lut_gamma()
 
     # The viewer's mapping: the frame's modality values, rounded, clamped into the table.
     slope, intercept, _applied = (float(v) for v in response["X-Pixel-Rescale"].split(","))
